@@ -1,0 +1,380 @@
+"""Ingestion: a folder or bucket of colour photos -> CIE Lab TFRecords with embeddings.
+
+The Beam job, step by step (each a PTransform; rejects leave through a side output):
+
+  MatchPhotos      file pattern          -> file paths
+  HashPhotos       path                  -> (sha256, path)   rejects: unreadable, empty
+  DropDuplicates   (sha256, path)        -> (sha256, path)   rejects: duplicate
+  DecodePhotos     (sha256, path)        -> Photo            rejects: see REJECT_REASONS
+  EmbedPhotos      Photo                 -> Photo with its Inception-ResNet-v2 embedding
+  WritePhotos      Photo                 -> TFRecord shards per split, FileStatus 'written'
+  WriteReport      FileStatus            -> ingest_report.json
+
+Every matched file ends as exactly one FileStatus, written or rejected with a reason,
+so nothing is skipped silently. Duplicates are found on hashes alone before decoding,
+and the file is read again to decode it: only (hash, path) pairs cross the shuffle,
+which keeps memory flat however many photos there are.
+"""
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference import base as inference
+from apache_beam.options.pipeline_options import PipelineOptions
+import numpy as np
+import tensorflow as tf
+
+from model import embedding
+from model import preprocessing
+from model import records
+
+REPORT_FILE = 'ingest_report.json'
+RECORD_PREFIX = 'data_tfrecord'
+EMBEDDING_BATCH_SIZE = 16
+_METRICS_NAMESPACE = 'ingest'
+_REJECTED = 'rejected'
+
+
+class FileStatus(NamedTuple):
+  """What became of one input file."""
+  source: str
+  status: str                   # 'written' or 'rejected'
+  reason: Optional[str] = None  # one of preprocessing.REJECT_REASONS when rejected
+  detail: Optional[str] = None
+  split: Optional[str] = None   # the split it was written to
+
+
+@dataclasses.dataclass
+class Photo:
+  source: str
+  sha256: str
+  height: int
+  width: int
+  l: np.ndarray                # uint8 [256, 256]
+  ab: np.ndarray               # uint8 [256, 256, 2]
+  embedding_input: np.ndarray  # float32 [299, 299, 3]
+  embedding: Optional[np.ndarray] = None  # float32 [1000]
+
+
+def file_pattern(data: str) -> str:
+  """A folder (local or gs://) means every file below it; anything else is a glob."""
+  if tf.io.gfile.isdir(data):
+    return data.rstrip('/') + '/**'
+  return data
+
+
+def split_for(sha256: str, splits: Sequence[Tuple[str, int]]) -> str:
+  """The split a photo belongs to, from its content hash: stable across re-ingestion.
+  `splits` is [(name, hash_buckets), ...], like TFX's SplitConfig."""
+  bucket = int(sha256[:16], 16) % sum(buckets for _, buckets in splits)
+  for name, buckets in splits:
+    if bucket < buckets:
+      return name
+    bucket -= buckets
+  raise AssertionError('unreachable')
+
+
+def _count(status: FileStatus) -> FileStatus:
+  name = status.status if status.status == 'written' else f'rejected_{status.reason}'
+  beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name).inc()
+  return status
+
+
+def _rejected(source: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
+  return beam.pvalue.TaggedOutput(_REJECTED, _count(FileStatus(source, 'rejected', reason, detail)))
+
+
+def _read(path: str) -> bytes:
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    return f.read()
+
+
+class MatchPhotos(beam.PTransform):
+  """PBegin -> str: the path of every file matching the pattern (local or gs://)."""
+
+  def __init__(self, pattern: str):
+    super().__init__()
+    self._pattern = pattern
+
+  def expand(self, pbegin):
+    return (pbegin
+            | 'Match' >> fileio.MatchFiles(self._pattern)
+            | 'Path' >> beam.Map(lambda metadata: metadata.path))
+
+
+class _HashFn(beam.DoFn):
+
+  def process(self, path: str):
+    if path.endswith('/'):
+      yield _rejected(path, 'unreadable', 'a directory, not a file')
+      return
+    try:
+      data = _read(path)
+    except (OSError, IOError) as e:
+      yield _rejected(path, 'unreadable', str(e))
+      return
+    if not data:
+      yield _rejected(path, 'empty', 'the file has 0 bytes')
+      return
+    yield hashlib.sha256(data).hexdigest(), path
+
+
+class HashPhotos(beam.PTransform):
+  """str path -> (sha256, path); side output 'rejected': FileStatus."""
+
+  def expand(self, paths):
+    return paths | beam.ParDo(_HashFn()).with_outputs(_REJECTED, main='hashed')
+
+
+class _KeepFirstFn(beam.DoFn):
+
+  def process(self, element):
+    sha256, paths = element
+    kept, *duplicates = sorted(paths)
+    yield sha256, kept
+    for path in duplicates:
+      yield _rejected(path, 'duplicate', f'same bytes as {kept}')
+
+
+class DropDuplicates(beam.PTransform):
+  """(sha256, path) -> (sha256, path), one per distinct content (the first path in
+  sort order); side output 'rejected': the others."""
+
+  def expand(self, hashed):
+    return (hashed
+            | 'GroupByContent' >> beam.GroupByKey()
+            | 'KeepFirst' >> beam.ParDo(_KeepFirstFn()).with_outputs(_REJECTED, main='unique'))
+
+
+class _DecodeFn(beam.DoFn):
+
+  def __init__(self, max_megapixels: float):
+    super().__init__()
+    self._max_megapixels = max_megapixels
+
+  def process(self, element):
+    sha256, path = element
+    try:
+      data = _read(path)
+    except (OSError, IOError) as e:
+      yield _rejected(path, 'unreadable', str(e))
+      return
+    try:
+      photo = preprocessing.decode_photo(data, self._max_megapixels,
+                                         draft_size=preprocessing.IMAGE_SIZE)
+      lab = preprocessing.photo_to_records(photo.rgb)
+      colourfulness = float(lab['colourfulness'])
+      if colourfulness < preprocessing.MIN_COLOURFULNESS:
+        raise preprocessing.PhotoRejected(
+            'no_colour', f'colourfulness {colourfulness:.1f} is under '
+            f'{preprocessing.MIN_COLOURFULNESS:g}: a gray photo would teach gray')
+    except preprocessing.PhotoRejected as e:
+      yield _rejected(path, e.reason, e.detail)
+      return
+    except Exception as e:  # pylint: disable=broad-except
+      # One odd file must not stop the job: it is reported with the error instead.
+      yield _rejected(path, 'undecodable', f'{type(e).__name__}: {e}')
+      return
+    yield Photo(path, sha256, photo.height, photo.width, lab['l'].numpy(), lab['ab'].numpy(),
+                lab['embedding_input'].numpy())
+
+
+class DecodePhotos(beam.PTransform):
+  """(sha256, path) -> Photo (Lab, quantized, at 256x256); side output 'rejected'."""
+
+  def __init__(self, max_megapixels: float):
+    super().__init__()
+    self._max_megapixels = max_megapixels
+
+  def expand(self, unique):
+    return unique | beam.ParDo(_DecodeFn(self._max_megapixels)).with_outputs(
+        _REJECTED, main='photos')
+
+
+class EmbeddingModelHandler(inference.ModelHandler[Photo, inference.PredictionResult,
+                                                    tf.keras.Model]):
+  """RunInference handler: batches of Photos -> Inception-ResNet-v2 embeddings.
+
+  Beam's own TFModelHandlerNumpy cannot be imported with TFX 1.16's pins (it imports
+  tf.estimator, gone from TF 2.16), so this small handler does the same: the model is
+  loaded once per worker process and called on whole batches.
+  """
+
+  def __init__(self, weights: embedding.EmbeddingWeights, batch_size: int = EMBEDDING_BATCH_SIZE):
+    super().__init__()
+    self._weights = weights
+    self._batch_size = batch_size
+
+  def load_model(self) -> tf.keras.Model:
+    return embedding.build_embedder(self._weights)
+
+  def run_inference(self, batch: Sequence[Photo], model: tf.keras.Model,
+                    inference_args=None) -> Iterable[inference.PredictionResult]:
+    inputs = np.stack([photo.embedding_input for photo in batch])  # [N, 299, 299, 3]
+    outputs = model(inputs, training=False).numpy()                # [N, 1000]
+    return [inference.PredictionResult(photo, vector) for photo, vector in zip(batch, outputs)]
+
+  def batch_elements_kwargs(self):
+    return {'min_batch_size': 1, 'max_batch_size': self._batch_size}
+
+  def get_num_bytes(self, batch: Sequence[Photo]) -> int:
+    return sum(photo.embedding_input.nbytes for photo in batch)
+
+
+def _with_embedding(result: inference.PredictionResult) -> Photo:
+  photo = result.example
+  return dataclasses.replace(photo, embedding=np.asarray(result.inference, np.float32),
+                             embedding_input=None)
+
+
+class EmbedPhotos(beam.PTransform):
+  """Photo -> Photo with `embedding`, through Beam's RunInference in batches."""
+
+  def __init__(self, weights: embedding.EmbeddingWeights):
+    super().__init__()
+    self._weights = weights
+
+  def expand(self, photos):
+    return (photos
+            | 'RunInference' >> inference.RunInference(EmbeddingModelHandler(self._weights))
+            | 'Attach' >> beam.Map(_with_embedding))
+
+
+def _serialize(photo: Photo) -> bytes:
+  return records.make_example(
+      l=photo.l, ab=photo.ab, embedding=photo.embedding, source=photo.source,
+      content_sha256=photo.sha256, height=photo.height, width=photo.width).SerializeToString()
+
+
+class WritePhotos(beam.PTransform):
+  """Photo -> FileStatus 'written'; writes each split's GZIP TFRecords to
+  `<split_dirs[name]>/data_tfrecord-*.gz`, the layout of a TFX Examples artifact."""
+
+  def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]]):
+    super().__init__()
+    self._split_dirs = split_dirs
+    self._splits = list(splits)
+
+  def expand(self, photos):
+    names = [name for name, _ in self._splits]
+    keyed = photos | 'AssignSplit' >> beam.Map(
+        lambda photo: (split_for(photo.sha256, self._splits), photo))
+    by_split = keyed | 'Partition' >> beam.Partition(
+        lambda item, _: names.index(item[0]), len(names))
+    for name, part in zip(names, by_split):
+      _ = (part
+           | f'Serialize[{name}]' >> beam.Map(lambda item: _serialize(item[1]))
+           | f'Write[{name}]' >> beam.io.WriteToTFRecord(
+               os.path.join(self._split_dirs[name], RECORD_PREFIX), file_name_suffix='.gz'))
+    return keyed | 'Written' >> beam.Map(
+        lambda item: _count(FileStatus(item[1].source, 'written', split=item[0])))
+
+
+class IngestPhotos(beam.PTransform):
+  """PBegin -> FileStatus of every file matching `pattern`, writing the records."""
+
+  def __init__(self, pattern: str, weights: embedding.EmbeddingWeights,
+               split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
+               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS):
+    super().__init__()
+    self._pattern = pattern
+    self._weights = weights
+    self._split_dirs = split_dirs
+    self._splits = splits
+    self._max_megapixels = max_megapixels
+
+  def expand(self, pbegin):
+    paths = pbegin | 'MatchPhotos' >> MatchPhotos(self._pattern)
+    hashed = paths | 'HashPhotos' >> HashPhotos()
+    unique = hashed.hashed | 'DropDuplicates' >> DropDuplicates()
+    decoded = unique.unique | 'DecodePhotos' >> DecodePhotos(self._max_megapixels)
+    written = (decoded.photos
+               | 'EmbedPhotos' >> EmbedPhotos(self._weights)
+               | 'WritePhotos' >> WritePhotos(self._split_dirs, self._splits))
+    rejects = [hashed[_REJECTED], unique[_REJECTED], decoded[_REJECTED]]
+    return (rejects + [written]) | 'AllFiles' >> beam.Flatten()
+
+
+def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
+  rejected: Dict[str, int] = {}
+  splits: Dict[str, int] = {}
+  for status in statuses:
+    if status.status == 'rejected':
+      rejected[status.reason] = rejected.get(status.reason, 0) + 1
+    else:
+      splits[status.split] = splits.get(status.split, 0) + 1
+  files = [{key: value for key, value in status._asdict().items() if value is not None}
+           for status in sorted(statuses, key=lambda s: s.source)]
+  return {
+      'total': len(statuses),
+      'written': sum(splits.values()),
+      'rejected': dict(sorted(rejected.items())),
+      'splits': dict(sorted(splits.items())),
+      'embedding_weights': weights_fingerprint,
+      'files': files,
+  }
+
+
+class WriteReport(beam.PTransform):
+  """FileStatus -> the JSON report at `uri` (see README: "The ingestion report")."""
+
+  def __init__(self, uri: str, weights_fingerprint: str):
+    super().__init__()
+    self._uri = uri
+    self._fingerprint = weights_fingerprint
+
+  def expand(self, statuses):
+    return (statuses
+            | 'Collect' >> beam.combiners.ToList()
+            | 'Write' >> beam.Map(self._write))
+
+  def _write(self, statuses: List[FileStatus]) -> str:
+    report = make_report(statuses, self._fingerprint)
+    with tf.io.gfile.GFile(self._uri, 'w') as f:
+      json.dump(report, f, indent=1)
+    return self._uri
+
+
+def splits_from_eval_percent(eval_percent: int) -> List[Tuple[str, int]]:
+  if not 0 <= eval_percent <= 100:
+    raise ValueError(f'--eval-percent must be within 0..100, got {eval_percent}')
+  return [('train', 100 - eval_percent), ('eval', eval_percent)]
+
+
+def check_matches(pattern: str) -> int:
+  """Fails early, and clearly, when the pattern matches no file at all."""
+  count = len(FileSystems.match([pattern])[0].metadata_list)
+  if not count:
+    raise ValueError(f'no files match {pattern!r}')
+  return count
+
+
+def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
+           eval_percent: int = 10, max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+           beam_args: Sequence[str] = ()) -> dict:
+  """Runs the ingestion job on its own; returns the report it wrote to `<out>`."""
+  if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):
+    raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
+                     'records mix with these')
+  pattern = file_pattern(data)
+  check_matches(pattern)
+  weights = embedding.resolve_weights(embedding_weights)
+  splits = splits_from_eval_percent(eval_percent)
+  split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in splits}
+  report_uri = os.path.join(out, REPORT_FILE)
+  tf.io.gfile.makedirs(out)
+  logging.info('Ingesting %s into %s', pattern, out)
+  with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+    _ = (pipeline
+         | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels)
+         | 'WriteReport' >> WriteReport(report_uri, weights.fingerprint))
+  with tf.io.gfile.GFile(report_uri) as f:
+    return json.load(f)

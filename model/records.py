@@ -1,0 +1,70 @@
+"""The schema of the ingested records (tf.Example), in one place.
+
+| feature          | type   | shape       | meaning                                          |
+|------------------|--------|-------------|--------------------------------------------------|
+| `l`              | bytes  | 256*256     | L, uint8 quantized (`preprocessing.quantize_l`)  |
+| `ab`             | bytes  | 256*256*2   | ab, uint8 quantized, channels last (`quantize_ab`)|
+| `embedding`      | float  | 1000        | Inception-ResNet-v2 output for the gray image    |
+| `source`         | bytes  | 1           | URI of the original file                         |
+| `content_sha256` | bytes  | 1           | sha256 of the file's bytes (split and dedup key) |
+| `height`,`width` | int64  | 1           | the photo's own size, after EXIF orientation     |
+
+Records are written as GZIP-compressed TFRecords, like TFX's own ExampleGen.
+"""
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from model import preprocessing
+
+FEATURES = {
+    'l': tf.io.FixedLenFeature([], tf.string),
+    'ab': tf.io.FixedLenFeature([], tf.string),
+    'embedding': tf.io.FixedLenFeature([preprocessing.EMBEDDING_DIM], tf.float32),
+    'source': tf.io.FixedLenFeature([], tf.string),
+    'content_sha256': tf.io.FixedLenFeature([], tf.string),
+    'height': tf.io.FixedLenFeature([], tf.int64),
+    'width': tf.io.FixedLenFeature([], tf.int64),
+}
+
+COMPRESSION = 'GZIP'
+
+
+def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source: str,
+                 content_sha256: str, height: int, width: int) -> tf.train.Example:
+  """One record; `l` and `ab` are the uint8 arrays of `preprocessing.photo_to_records`."""
+  size = preprocessing.IMAGE_SIZE
+  if l.shape != (size, size) or ab.shape != (size, size, 2):
+    raise ValueError(f'expected L {size}x{size} and ab {size}x{size}x2, got {l.shape} and {ab.shape}')
+  feature = tf.train.Feature
+  return tf.train.Example(features=tf.train.Features(feature={
+      'l': feature(bytes_list=tf.train.BytesList(value=[l.astype(np.uint8).tobytes()])),
+      'ab': feature(bytes_list=tf.train.BytesList(value=[ab.astype(np.uint8).tobytes()])),
+      'embedding': feature(float_list=tf.train.FloatList(value=np.asarray(embedding, np.float32))),
+      'source': feature(bytes_list=tf.train.BytesList(value=[source.encode('utf-8')])),
+      'content_sha256': feature(bytes_list=tf.train.BytesList(value=[content_sha256.encode()])),
+      'height': feature(int64_list=tf.train.Int64List(value=[height])),
+      'width': feature(int64_list=tf.train.Int64List(value=[width])),
+  }))
+
+
+def decode_lab(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Parsed features (single or batched) -> float L [..., 256, 256, 1] in [0, 100] and
+  ab [..., 256, 256, 2] in Lab units."""
+  size = preprocessing.IMAGE_SIZE
+  l_q = tf.io.decode_raw(features['l'], tf.uint8)
+  ab_q = tf.io.decode_raw(features['ab'], tf.uint8)
+  batch_shape = tf.shape(l_q)[:-1]
+  l_q = tf.reshape(l_q, tf.concat([batch_shape, [size, size, 1]], 0))
+  ab_q = tf.reshape(ab_q, tf.concat([batch_shape, [size, size, 2]], 0))
+  return {'l': preprocessing.dequantize_l(l_q), 'ab': preprocessing.dequantize_ab(ab_q)}
+
+
+def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """Serialized tf.Examples (a scalar or a batch) -> the features, with `l` and `ab`
+  decoded to floats (see `decode_lab`)."""
+  parse_fn = tf.io.parse_example if serialized.shape.rank else tf.io.parse_single_example
+  features = parse_fn(serialized, FEATURES)
+  features.update(decode_lab(features))
+  return features

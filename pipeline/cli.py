@@ -1,0 +1,111 @@
+"""`colorizer`: the command line of the colorization pipeline.
+
+  colorizer ingest --data PHOTOS --out DIR   photos -> Lab TFRecords + report
+
+`colorizer COMMAND --help` lists a command's flags.
+"""
+import logging
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Tuple
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from absl import flags
+
+from pipeline import configs
+
+
+def _ingest_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('data', None, 'Photos: a folder (all files below it), a glob, or '
+                      'a gs:// folder or glob.', flag_values=fv, required=True)
+  flags.DEFINE_string('out', None, 'Output folder (local or gs://); must be new or empty.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('embedding-weights', configs.EMBEDDING_WEIGHTS,
+                      'Inception-ResNet-v2 weights: imagenet (downloads once through Keras), '
+                      'none (random; colour quality needs real weights), auto (imagenet when '
+                      'available, else none), or the path or gs:// uri of an .h5 file.',
+                      flag_values=fv)
+  flags.DEFINE_integer('image-size', 256, 'Side of the stored L and ab images. The model '
+                       'is built for 256 (model.preprocessing.IMAGE_SIZE).', flag_values=fv)
+  flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos (chosen by '
+                       'content hash, so stable across runs) in Split-eval.', flag_values=fv)
+  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Reject larger photos '
+                     '(read from the header, before decoding).', flag_values=fv)
+  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
+                            '--beam-arg=--direct_num_workers=2; repeatable.', flag_values=fv)
+
+
+def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
+  from components import ingest  # pylint: disable=import-outside-toplevel
+  from model import preprocessing  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  if fv['image-size'].value != preprocessing.IMAGE_SIZE:
+    raise flags.Error(f'--image-size: the model is built for {preprocessing.IMAGE_SIZE}; '
+                      'change model.preprocessing.IMAGE_SIZE to use another size')
+  start = time.time()
+  report = ingest.ingest(
+      fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,
+      eval_percent=fv['eval-percent'].value, max_megapixels=fv['max-megapixels'].value,
+      beam_args=list(configs.LOCAL_BEAM_ARGS) + fv['beam-arg'].value)
+  _print_ingest_summary(report, fv.out, time.time() - start)
+  return 0
+
+
+def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
+  from components import ingest  # pylint: disable=import-outside-toplevel
+  splits = ', '.join(f'{name} {count}' for name, count in report['splits'].items())
+  rejected = sum(report['rejected'].values())
+  reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
+  print(f'\nIngested {report["total"]} files in {seconds:.0f} s '
+        f'({report["written"] / max(seconds, 1e-9):.1f} photos/s written)')
+  print(f'  written   {report["written"]:5d}  ({splits})')
+  print(f'  rejected  {rejected:5d}  ({reasons or "none"})')
+  for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
+    print(f'    {entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}')
+  if rejected > 20:
+    print(f'    ... {rejected - 20} more in the report')
+  print(f'  records   {os.path.join(out, "Split-*", ingest.RECORD_PREFIX)}-*.gz')
+  print(f'  report    {os.path.join(out, ingest.REPORT_FILE)}')
+  print(f'  embedding weights  {report["embedding_weights"]}')
+
+
+COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
+                          Callable[[flags.FlagValues, List[str]], int], str]] = {
+    'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
+}
+
+
+def _usage() -> str:
+  lines = ['usage: colorizer COMMAND [flags]   (colorizer COMMAND --help for its flags)', '']
+  lines += [f'  {name:10s} {doc}' for name, (_, _, doc) in COMMANDS.items()]
+  return '\n'.join(lines)
+
+
+def main(argv: List[str] = None) -> int:
+  argv = sys.argv if argv is None else argv
+  if len(argv) < 2 or argv[1] in ('-h', '--help', 'help'):
+    print(_usage())
+    return 0 if len(argv) >= 2 else 2
+  command = argv[1]
+  if command not in COMMANDS:
+    print(f'colorizer: unknown command {command!r}\n\n{_usage()}', file=sys.stderr)
+    return 2
+  define_flags, run, doc = COMMANDS[command]
+  fv = flags.FlagValues()
+  define_flags(fv)
+  if any(arg in ('-h', '--help') for arg in argv[2:]):
+    print(f'colorizer {command}: {doc}\n\n{fv.get_help()}')
+    return 0
+  logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
+  try:
+    args = fv([f'colorizer {command}'] + argv[2:])[1:]
+    return run(fv, args)
+  except (flags.Error, ValueError) as e:
+    print(f'colorizer {command}: error: {e}', file=sys.stderr)
+    return 2
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,15 @@
+"""Defaults of the colorization pipeline, as plain constants (like TFX's templates).
+
+The image facts (size, Lab scaling, quantization) live in `model.preprocessing`, which
+ingestion, training and serving all import; this module holds the run's knobs.
+"""
+PIPELINE_NAME = 'colorizer'
+
+# Ingestion
+EMBEDDING_WEIGHTS = 'imagenet'   # or 'none' (random, tests), or an .h5 path or gs:// uri
+DEMO_EMBEDDING_WEIGHTS = 'auto'  # ImageNet when cached or downloadable, else random
+EVAL_PERCENT = 10                # share of photos (by content hash) in Split-eval
+MAX_MEGAPIXELS = 50.0            # larger photos are rejected from their header
+
+# Beam on the local machine: the DirectRunner's worker processes, one per core.
+LOCAL_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')

@@ -1,0 +1,28 @@
+"""Installs the colorization pipeline and its `colorizer` command.
+
+Also the file Dataflow workers install (`--setup_file=./setup.py`), so it lists
+every package that Beam stages import. Exact versions come from constraints.txt:
+`pip install -c constraints.txt -e .`
+"""
+import setuptools
+
+setuptools.setup(
+    name='colorizer-pipeline',
+    version='0.1.0',
+    description='A TFX pipeline that colorizes black-and-white photographs.',
+    python_requires='>=3.9,<3.11',
+    packages=['components', 'model', 'pipeline'],
+    install_requires=[
+        'absl-py>=1.4,<2',
+        'apache-beam[gcp]==2.59.0',
+        'google-cloud-storage>=2,<3',
+        'pillow>=10',
+        'tensorflow==2.16.2',
+        'tensorflow-io==0.37.1',
+        'tf-keras>=2.16,<2.17',
+        'tfx[kfp]==1.16.0',
+        'tqdm>=4.60',
+    ],
+    extras_require={'test': ['pytest>=8']},
+    entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
+)
