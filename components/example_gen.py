@@ -1,0 +1,136 @@
+"""PhotoExampleGen: the ingestion job as a TFX component.
+
+A FileBasedExampleGen whose executor is the ingestion Beam job (`components.ingest`).
+Being a FileBasedExampleGen it keeps TFX's own span handling (`span-{SPAN}` patterns,
+RangeConfig, the input fingerprint for caching) and Kubeflow's example-gen driver step.
+Its output is a standard `Examples` artifact (Split-train / Split-eval, GZIP TFRecords
+of tf.Examples), so later components consume it unchanged, plus:
+- `<examples uri>/ingest_report.json`, the fate of every input file;
+- the custom property `embedding_weights`, the fingerprint of the Inception-ResNet-v2
+  weights the embeddings were computed with (the Trainer checks it);
+- the custom properties `written` and `rejected`, the counts of files.
+"""
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+from tfx import types
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.proto import range_config_pb2
+from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+from components import ingest
+from model import embedding
+from model import preprocessing
+
+EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
+MAX_MEGAPIXELS_KEY = 'max_megapixels'
+_GLOB_CHARS = re.compile(r'[*?\[{]')
+
+
+class PhotoExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+  PARAMETERS = {
+      **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+      EMBEDDING_WEIGHTS_KEY: component_spec.ExecutionParameter(type=str),
+      MAX_MEGAPIXELS_KEY: component_spec.ExecutionParameter(type=float),
+  }
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Runs `ingest.IngestPhotos` into the Examples artifact's split folders."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    self._log_startup(input_dict, output_dict, exec_properties)
+    input_config = proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
+    output_config = proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], example_gen_pb2.Output())
+    if len(input_config.splits) != 1:
+      raise ValueError('PhotoExampleGen reads one file pattern; the splits come from '
+                       'output_config (by content hash)')
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                           input_config.splits[0].pattern)
+    splits = [(split.name, split.hash_buckets) for split in output_config.split_config.splits]
+
+    examples = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.EXAMPLES_KEY])
+    examples.split_names = artifact_utils.encode_split_names([name for name, _ in splits])
+    split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name, _ in splits}
+    report_uri = os.path.join(examples.uri, ingest.REPORT_FILE)
+
+    ingest.check_matches(pattern)
+    weights = embedding.resolve_weights(exec_properties[EMBEDDING_WEIGHTS_KEY])
+    with self._make_beam_pipeline() as pipeline:
+      _ = (pipeline
+           | 'IngestPhotos' >> ingest.IngestPhotos(
+               pattern, weights, split_dirs, splits, exec_properties[MAX_MEGAPIXELS_KEY])
+           | 'WriteReport' >> ingest.WriteReport(report_uri, weights.fingerprint))
+
+    with tf.io.gfile.GFile(report_uri) as f:
+      report = json.load(f)
+    examples.set_string_custom_property(EMBEDDING_WEIGHTS_KEY, weights.fingerprint)
+    examples.set_int_custom_property('written', report['written'])
+    examples.set_int_custom_property('rejected', report['total'] - report['written'])
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    examples_utils.set_file_format(examples, 'tfrecords_gzip')
+
+
+class PhotoExampleGen(FileBasedExampleGen):
+  """Colour photos under `input_base` -> Examples of Lab records with embeddings."""
+
+  SPEC_CLASS = PhotoExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, input_base: str, pattern: str = '**',
+               eval_percent: int = 10, embedding_weights: str = embedding.IMAGENET,
+               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               range_config: Optional[range_config_pb2.RangeConfig] = None):
+    """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
+    in which case the newest span is ingested, as with TFX's own ExampleGens."""
+    if not 0 < eval_percent < 100:
+      raise ValueError(f'eval_percent must be within 1..99, got {eval_percent}')
+    split = example_gen_pb2.SplitConfig.Split
+    spec = PhotoExampleGenSpec(
+        input_base=input_base,
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name='photos', pattern=pattern)]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            split(name='train', hash_buckets=100 - eval_percent),
+            split(name='eval', hash_buckets=eval_percent)])),
+        custom_config=None,
+        range_config=range_config,
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        embedding_weights=embedding_weights,
+        max_megapixels=float(max_megapixels),
+        examples=types.Channel(type=standard_artifacts.Examples))
+    base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+
+
+def input_base_and_pattern(data: str) -> Tuple[str, str]:
+  """`--data` (a folder, a glob, either with {SPAN}) -> (input_base, pattern).
+
+  'photos' -> ('photos', '**'); 'photos/span-{SPAN}' -> ('photos', 'span-{SPAN}/**');
+  'photos/*.jpg' -> ('photos', '*.jpg').
+  """
+  parts = data.rstrip('/').split('/')
+  first_glob = next((i for i, part in enumerate(parts) if _GLOB_CHARS.search(part)), None)
+  if first_glob is None:
+    return '/'.join(parts), '**'
+  base, pattern = '/'.join(parts[:first_glob]), '/'.join(parts[first_glob:])
+  if not _GLOB_CHARS.search(pattern.replace('{SPAN}', '').replace('{VERSION}', '')):
+    pattern += '/**'
+  return base, pattern

@@ -1,0 +1,146 @@
+"""The ingestion Beam job, on the DirectRunner, over generated photos and broken files."""
+import glob
+import json
+import os
+import shutil
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import ingest
+from model import embedding
+from model import preprocessing as pp
+from model import records
+
+SPLITS = [('train', 50), ('eval', 50)]
+
+
+def read_split(folder, split):
+  files = sorted(glob.glob(os.path.join(folder, f'Split-{split}', 'data_tfrecord-*.gz')))
+  assert files, f'no shards in Split-{split}'
+  dataset = tf.data.TFRecordDataset(files, compression_type=records.COMPRESSION)
+  return [records.parse(serialized) for serialized in dataset]
+
+
+@pytest.fixture(scope='module')
+def weights():
+  return embedding.resolve_weights(embedding.RANDOM)
+
+
+@pytest.fixture(scope='module')
+def ingested(mixed_folder, weights, tmp_path_factory):
+  """Runs the job once; returns (input folder, expected outcomes, output folder, result)."""
+  folder, expected = mixed_folder
+  out = str(tmp_path_factory.mktemp('ingested'))
+  split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in SPLITS}
+  pipeline = beam.Pipeline()
+  _ = (pipeline
+       | ingest.IngestPhotos(ingest.file_pattern(folder), weights, split_dirs, SPLITS)
+       | ingest.WriteReport(os.path.join(out, ingest.REPORT_FILE), weights.fingerprint))
+  result = pipeline.run()
+  result.wait_until_finish()
+  return folder, expected, out, result
+
+
+def test_report_accounts_for_every_file(ingested, weights):
+  folder, expected, out, _ = ingested
+  report = json.load(open(os.path.join(out, ingest.REPORT_FILE)))
+  assert report['total'] == len(expected)
+  outcomes = {os.path.relpath(f['source'], folder): f.get('reason', f['status'])
+              for f in report['files']}
+  assert outcomes == expected
+  reasons = [outcome for outcome in expected.values() if outcome != 'written']
+  assert report['rejected'] == {reason: reasons.count(reason) for reason in set(reasons)}
+  assert report['written'] == list(expected.values()).count('written')
+  assert sum(report['splits'].values()) == report['written']
+  assert report['embedding_weights'] == weights.fingerprint
+  for entry in report['files']:
+    assert (entry['status'] == 'written') == ('split' in entry) == ('reason' not in entry)
+    if entry['status'] == 'rejected':
+      assert entry['detail']
+  duplicate = next(f for f in report['files'] if f.get('reason') == 'duplicate')
+  assert duplicate['detail'].endswith(os.path.join(folder, 'a.jpg'))
+
+
+def test_rejections_are_counted_as_beam_metrics(ingested):
+  _, expected, _, result = ingested
+  counters = {c.key.metric.name: c.committed
+              for c in result.metrics().query(MetricsFilter().with_namespace('ingest'))['counters']}
+  outcomes = list(expected.values())
+  assert counters['written'] == outcomes.count('written')
+  for reason in set(outcomes) - {'written'}:
+    assert counters[f'rejected_{reason}'] == outcomes.count(reason)
+
+
+def test_records_parse_with_the_schema_and_match_the_photos(ingested):
+  folder, _, out, _ = ingested
+  report = json.load(open(os.path.join(out, ingest.REPORT_FILE)))
+  parsed = {split: read_split(out, split) for split, _ in SPLITS}
+  assert {split: len(examples) for split, examples in parsed.items()} == report['splits']
+  for split, examples in parsed.items():
+    for example in examples:
+      source = example['source'].numpy().decode()
+      data = open(source, 'rb').read()
+      assert example['content_sha256'].numpy().decode() == __import__('hashlib').sha256(data).hexdigest()
+      assert ingest.split_for(example['content_sha256'].numpy().decode(), SPLITS) == split
+      photo = pp.decode_photo(data, draft_size=pp.IMAGE_SIZE)
+      expected = pp.photo_to_records(photo.rgb)
+      assert np.array_equal(example['l'][..., 0], pp.dequantize_l(expected['l']))
+      assert np.array_equal(example['ab'], pp.dequantize_ab(expected['ab']))
+      assert (int(example['height']), int(example['width'])) == (photo.height, photo.width)
+      assert example['embedding'].shape == (pp.EMBEDDING_DIM,)
+      assert np.isclose(float(tf.reduce_sum(example['embedding'])), 1.0, atol=1e-3)
+
+
+def test_embeddings_equal_the_network_on_the_stored_gray_image(ingested, weights):
+  _, _, out, _ = ingested
+  examples = read_split(out, 'train') + read_split(out, 'eval')
+  network = embedding.build_embedder(weights)
+  gray = pp.embedding_input(tf.stack([example['l'] for example in examples]))
+  expected = network(gray, training=False).numpy()
+  stored = np.stack([example['embedding'] for example in examples])
+  assert np.allclose(stored, expected, atol=1e-4)
+
+
+def test_split_is_by_content_and_stable(ingested, weights, tmp_path):
+  """Re-ingesting the same photos under other names and among other files keeps each
+  photo in its split."""
+  folder, expected, out, _ = ingested
+  first = {e['content_sha256'].numpy(): split
+           for split, _ in SPLITS for e in read_split(out, split)}
+  renamed = tmp_path / 'renamed'
+  renamed.mkdir()
+  for i, name in enumerate(sorted(n for n, outcome in expected.items() if outcome == 'written')):
+    shutil.copy(os.path.join(folder, name), renamed / f'photo-{i}{os.path.splitext(name)[1]}')
+  again = str(tmp_path / 'again')
+  report = ingest.ingest(str(renamed), again, embedding_weights=embedding.RANDOM,
+                         eval_percent=50)
+  second = {e['content_sha256'].numpy(): split
+            for split, _ in SPLITS for e in read_split(again, split)}
+  assert second == first and report['written'] == len(first)
+
+
+def test_split_for_spreads_hashes_by_their_buckets():
+  import hashlib  # pylint: disable=import-outside-toplevel
+  hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(2000)]
+  splits = [ingest.split_for(h, [('train', 90), ('eval', 10)]) for h in hashes]
+  assert 0.07 < splits.count('eval') / len(splits) < 0.13
+  assert splits == [ingest.split_for(h, [('train', 90), ('eval', 10)]) for h in hashes]
+
+
+def test_ingest_refuses_a_non_empty_output_and_an_empty_match(tmp_path):
+  (tmp_path / 'out').mkdir()
+  (tmp_path / 'out' / 'old.txt').write_text('x')
+  with pytest.raises(ValueError, match='not empty'):
+    ingest.ingest(str(tmp_path), str(tmp_path / 'out'), embedding_weights=embedding.RANDOM)
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(ValueError, match='no files match'):
+    ingest.ingest(str(tmp_path / 'empty'), str(tmp_path / 'new'), embedding_weights=embedding.RANDOM)
+
+
+def test_file_pattern():
+  assert ingest.file_pattern(os.path.dirname(__file__)) == os.path.dirname(__file__) + '/**'
+  assert ingest.file_pattern('photos/*.jpg') == 'photos/*.jpg'
