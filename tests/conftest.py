@@ -1,63 +1,8 @@
 """Shared fixtures: photos and broken files generated on the fly (nothing downloaded)."""
-import io
-import os
-
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import numpy as np
-from PIL import Image
 import pytest
 
-SAMPLES = os.path.join(os.path.dirname(__file__), '..', 'data', 'samples')
-
-
-def colourful_image(seed: int, width: int = 96, height: int = 80) -> np.ndarray:
-  """A smooth, colourful uint8 RGB image that differs per seed."""
-  rng = np.random.default_rng(seed)
-  y, x = np.mgrid[0:height, 0:width] / max(width, height)
-  channels = [np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y
-                                   + rng.uniform())) for _ in range(3)]
-  return np.clip(np.stack(channels, -1) * 110 + 128, 0, 255).astype(np.uint8)
-
-
-def encode(array: np.ndarray, fmt: str, **kwargs) -> bytes:
-  buffer = io.BytesIO()
-  Image.fromarray(array).save(buffer, fmt, **kwargs)
-  return buffer.getvalue()
-
-
-def huge_png(width: int = 12000, height: int = 10000) -> bytes:
-  """A 120-megapixel PNG that is small on disk: a decompression bomb."""
-  buffer = io.BytesIO()
-  Image.new('1', (width, height)).save(buffer, 'PNG')
-  return buffer.getvalue()
-
-
-# name -> (bytes, expected status or reject reason)
-def mixed_folder_files():
-  good = {
-      'a.jpg': encode(colourful_image(1), 'JPEG', quality=95),
-      'b.png': encode(colourful_image(2), 'PNG'),
-      'c.webp': encode(colourful_image(3), 'WEBP', lossless=True),
-      'd.bmp': encode(colourful_image(4), 'BMP'),
-      'e.tiff': encode(colourful_image(5), 'TIFF'),
-      'f.gif': encode(colourful_image(6), 'GIF'),
-      'nested/g.jpg': encode(colourful_image(7, 300, 200), 'JPEG', quality=90),
-      'nested/deeper/h.png': encode(colourful_image(8), 'PNG'),
-  }
-  gray = np.repeat(colourful_image(9)[..., :1], 3, axis=2)
-  jpeg = good['nested/g.jpg']
-  files = {name: (data, 'written') for name, data in good.items()}
-  files.update({
-      'dup-of-a.jpg': (good['a.jpg'], 'duplicate'),
-      'empty.jpg': (b'', 'empty'),
-      'notes.txt': (b'these are my holiday photos\n', 'not_an_image'),
-      'drawing.svg': (b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', 'unsupported_format'),
-      'cut.jpg': (jpeg[:len(jpeg) // 2], 'truncated'),
-      'tiny.png': (encode(colourful_image(10, 20, 20), 'PNG'), 'too_small'),
-      'bomb.png': (huge_png(), 'too_large'),
-      'gray.jpg': (encode(gray, 'JPEG'), 'no_colour'),
-  })
-  return files
+from sample_images import mixed_folder_files
 
 
 @pytest.fixture(scope='session')

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from model import preprocessing as pp
-from tests.conftest import SAMPLES, colourful_image, encode, huge_png
+from sample_images import SAMPLES, colourful_image, encode, huge_png
 
 RGB = colourful_image(42, 120, 90)
 

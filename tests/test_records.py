@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from model import preprocessing as pp
 from model import records
-from tests.conftest import colourful_image
+from sample_images import colourful_image
 
 
 def _example():

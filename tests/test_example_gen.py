@@ -1,0 +1,72 @@
+"""PhotoExampleGen in a real TFX pipeline (LocalDagRunner, SQLite metadata)."""
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.types import artifact_utils
+
+from components import example_gen
+from components import ingest
+from model import embedding
+from model import records
+from sample_images import colourful_image, encode
+
+
+@pytest.fixture(scope='module')
+def span_root(tmp_path_factory):
+  """<root>/span-1 (2 photos) and <root>/span-2 (3 photos and a broken file)."""
+  root = tmp_path_factory.mktemp('spans')
+  for span, seeds in ((1, (11, 12)), (2, (21, 22, 23))):
+    (root / f'span-{span}').mkdir()
+    for seed in seeds:
+      (root / f'span-{span}' / f'{seed}.png').write_bytes(encode(colourful_image(seed), 'PNG'))
+  (root / 'span-2' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really')
+  return str(root)
+
+
+def test_component_ingests_the_newest_span_into_an_examples_artifact(span_root, tmp_path):
+  base, pattern = example_gen.input_base_and_pattern(os.path.join(span_root, 'span-{SPAN}'))
+  component = example_gen.PhotoExampleGen(
+      input_base=base, pattern=pattern, eval_percent=50, embedding_weights=embedding.RANDOM)
+  metadata_path = str(tmp_path / 'metadata.db')
+  pipeline = tfx.dsl.Pipeline(
+      pipeline_name='ingest-test', pipeline_root=str(tmp_path / 'root'),
+      components=[component], enable_cache=True,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata_path))
+  tfx.orchestration.LocalDagRunner().run(pipeline)
+
+  with metadata.Metadata(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      metadata_path)) as store:
+    [examples] = store.store.get_artifacts_by_type('Examples')
+  assert examples.custom_properties['span'].int_value == 2
+  assert examples.custom_properties['embedding_weights'].string_value.startswith('random-init:')
+  assert examples.custom_properties['written'].int_value == 3
+  assert examples.custom_properties['rejected'].int_value == 1
+  assert json.loads(examples.properties['split_names'].string_value) == ['train', 'eval']
+
+  report = json.load(open(os.path.join(examples.uri, ingest.REPORT_FILE)))
+  assert report['total'] == 4 and report['rejected'] == {'truncated': 1}
+  assert all('/span-2/' in f['source'] for f in report['files'])
+  count = 0
+  for split in ('train', 'eval'):
+    files = tf.io.gfile.glob(os.path.join(examples.uri, f'Split-{split}', '*.gz'))
+    dataset = tf.data.TFRecordDataset(files, compression_type=records.COMPRESSION)
+    count += sum(1 for _ in dataset.map(records.parse))
+  assert count == 3
+
+
+def test_input_base_and_pattern():
+  assert example_gen.input_base_and_pattern('photos') == ('photos', '**')
+  assert example_gen.input_base_and_pattern('gs://b/photos/') == ('gs://b/photos', '**')
+  assert example_gen.input_base_and_pattern('gs://b/p/span-{SPAN}') == ('gs://b/p', 'span-{SPAN}/**')
+  assert example_gen.input_base_and_pattern('p/span-{SPAN}/*.jpg') == ('p', 'span-{SPAN}/*.jpg')
+  assert example_gen.input_base_and_pattern('p/*.jpg') == ('p', '*.jpg')
+
+
+def test_eval_percent_must_leave_both_splits_something():
+  with pytest.raises(ValueError):
+    example_gen.PhotoExampleGen(input_base='x', eval_percent=0)
