@@ -13,6 +13,8 @@ from typing import Callable, Dict, List, Tuple
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import flags
 
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO lines are noise here.
+
 from pipeline import configs
 
 
@@ -99,6 +101,8 @@ def main(argv: List[str] = None) -> int:
     print(f'colorizer {command}: {doc}\n\n{fv.get_help()}')
     return 0
   logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
+  # Beam relays its workers' routine warnings (python-snappy, pickling); ours still show.
+  logging.getLogger('apache_beam').setLevel(logging.ERROR)
   try:
     args = fv([f'colorizer {command}'] + argv[2:])[1:]
     return run(fv, args)
