@@ -289,14 +289,37 @@ def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
   return std + 0.3 * mean
 
 
+def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
+  """In-graph decoding for the serving signature: JPEG, PNG, GIF (first frame) or BMP
+  bytes -> sRGB floats [H, W, 3] in [0, 1], gray replicated and alpha composited on
+  white, as `decode_photo` does. (WebP and TIFF need tensorflow-io's kernels, which TF
+  Serving lacks; `colorizer colorize` and `colorizer serve` convert them first.)"""
+  image = tf.io.decode_image(image_bytes, channels=0, expand_animations=False)
+  image = tf.cast(image, tf.float32) / 255.0                        # [H, W, C], C in 1..4
+  channels = tf.shape(image)[-1]
+  colour = tf.cond(channels < 3, lambda: tf.tile(image[..., :1], [1, 1, 3]),
+                   lambda: image[..., :3])
+  alpha = tf.cond(channels % 2 == 0, lambda: image[..., -1:],
+                  lambda: tf.ones_like(image[..., :1]))
+  return colour * alpha + (1.0 - alpha)                             # [H, W, 3]
+
+
+def at_model_size(rgb: tf.Tensor, crop: bool) -> tf.Tensor:
+  """sRGB floats [H, W, 3] -> [256, 256, 3]: the centred square (ingestion) or the
+  whole image squeezed to a square (serving, which then stretches the predicted colour
+  back over the photo's own shape)."""
+  if crop:
+    rgb = center_crop_square(rgb)
+  return tf.clip_by_value(resize(rgb, IMAGE_SIZE), 0.0, 1.0)
+
+
 @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
 def photo_to_records(rgb: tf.Tensor):
   """What ingestion stores for one decoded photo: uint8 sRGB [H, W, 3] ->
   quantized L [256, 256] and ab [256, 256, 2], the embedding network's input
   [299, 299, 3] and the crop's colourfulness."""
-  square = resize(tf.cast(center_crop_square(rgb), tf.float32) / 255.0, IMAGE_SIZE)
-  square = tf.clip_by_value(square, 0.0, 1.0)                      # [256, 256, 3]
-  lab = rgb_to_lab(square)                                         # [256, 256, 3]
+  square = at_model_size(tf.cast(rgb, tf.float32) / 255.0, crop=True)  # [256, 256, 3]
+  lab = rgb_to_lab(square)
   l_q = quantize_l(lab[..., 0])                                    # [256, 256]
   ab_q = quantize_ab(lab[..., 1:])                                 # [256, 256, 2]
   gray = embedding_input(dequantize_l(l_q)[..., None])             # [299, 299, 3]
@@ -306,4 +329,3 @@ def photo_to_records(rgb: tf.Tensor):
       'embedding_input': gray,
       'colourfulness': colourfulness(square * 255.0),
   }
-

@@ -1,6 +1,7 @@
 """`colorizer`: the command line of the colorization pipeline.
 
-  colorizer ingest --data PHOTOS --out DIR   photos -> Lab TFRecords + report
+  colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
+  colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
 
 `colorizer COMMAND --help` lists a command's flags.
 """
@@ -73,9 +74,30 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   print(f'  embedding weights  {report["embedding_weights"]}')
 
 
+def _colorize_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
+                      'versions (the highest is used).', flag_values=fv, required=True)
+  flags.DEFINE_string('out', None, 'Folder for the colourized images.', flag_values=fv,
+                      required=True)
+  flags.DEFINE_enum('format', 'png', ['png', 'jpg'], 'Output format.', flag_values=fv)
+  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Refuse larger images.',
+                     flag_values=fv)
+
+
+def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import colorize  # pylint: disable=import-outside-toplevel
+  if not args:
+    raise flags.Error('give at least one INPUT: a file, a folder or a glob')
+  failures = colorize.colorize_files(args, fv.model, fv.out, fv.format,
+                                     fv['max-megapixels'].value)
+  return 1 if failures else 0
+
+
 COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                           Callable[[flags.FlagValues, List[str]], int], str]] = {
     'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
+    'colorize': (_colorize_flags, _run_colorize,
+                 'INPUT... -> colour photos, with a trained model'),
 }
 
 

@@ -13,3 +13,11 @@ MAX_MEGAPIXELS = 50.0            # larger photos are rejected from their header
 
 # Beam on the local machine: the DirectRunner's worker processes, one per core.
 LOCAL_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
+
+# Training (the Trainer's custom_config; steps come from TrainArgs / EvalArgs)
+TRAIN_STEPS = 2000
+EVAL_STEPS = 50
+BATCH_SIZE = 8
+LEARNING_RATE = 1e-3
+EPOCHS = 10                      # train_steps are spread over this many epochs (checkpoints)
+SHUFFLE_BUFFER = 256

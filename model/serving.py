@@ -1,0 +1,128 @@
+"""The exported SavedModel: the trained colorizer with its embedding network inside, and
+its signatures.
+
+- `serving_default`: `image_bytes` (a batch of encoded JPEG, PNG, GIF or BMP images of
+  any size; `{"b64": ...}` under TF Serving's REST API) -> `colorized_bytes`, PNG images
+  at each input's own resolution. Inside: decode; the full-resolution L; the image at
+  256x256 for the encoder and its gray image at 299x299 for Inception-ResNet-v2 (the
+  same weights as at ingestion); the predicted ab upsampled bilinearly to full size and
+  recombined with the full-resolution L; Lab to RGB. The output keeps the input's
+  luminance. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
+- `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
+  ab / 128 [N, 256, 256, 2]; for the Evaluator.
+- `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1) and `ab` (ab / 128),
+  dequantized from the records: the labels for the Evaluator.
+- `prepare_image`: encoded images -> `l` [N, 256, 256, 1] (L in [0, 100]) and
+  `embedding` [N, 1000]: what the colorizer sees, to check serving against ingestion.
+
+The fingerprint of the embedding weights is written to
+`assets.extra/embedding_weights`.
+"""
+import os
+import tensorflow as tf
+
+from model import embedding
+from model import network
+from model import preprocessing
+from model import records
+
+WEIGHTS_FINGERPRINT_FILE = os.path.join('assets.extra', 'embedding_weights')
+INPUT_KEY = 'image_bytes'
+OUTPUT_KEY = 'colorized_bytes'
+
+
+class _Colorize(tf.Module):
+  """The graph functions of the signatures, over one colorizer and one embedder.
+
+  The two networks are traced once each, with batch-polymorphic signatures, and the
+  signatures call those traces. The module tracks the networks' variables, not the
+  Keras objects: saving Keras layers would trace every one of Inception-ResNet-v2's
+  ~800 layers again and take minutes.
+  """
+
+  def __init__(self, colorizer: tf.keras.Model, embedder: tf.keras.Model):
+    super().__init__()
+    size = preprocessing.IMAGE_SIZE
+    self._network_variables = list(colorizer.variables) + list(embedder.variables)
+    self._embed = tf.function(
+        lambda images: embedder(images, training=False),
+        input_signature=[tf.TensorSpec([None, preprocessing.EMBEDDING_INPUT_SIZE,
+                                        preprocessing.EMBEDDING_INPUT_SIZE, 3], tf.float32)])
+    self._colorizer = tf.function(
+        lambda l, vectors: colorizer({network.L_INPUT: l, network.EMBEDDING_INPUT: vectors},
+                                     training=False),
+        input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32),
+                         tf.TensorSpec([None, preprocessing.EMBEDDING_DIM], tf.float32)])
+
+  def _prepare(self, image_bytes: tf.Tensor):
+    rgb = preprocessing.decode_image(image_bytes)                    # [H, W, 3]
+    l_small = preprocessing.rgb_to_lab(
+        preprocessing.at_model_size(rgb, crop=False))[..., :1]       # [256, 256, 1]
+    return rgb, l_small
+
+  def _predict_ab(self, l_small: tf.Tensor) -> tf.Tensor:
+    """L [N, 256, 256, 1] in [0, 100] -> ab / 128 [N, 256, 256, 2]."""
+    vectors = self._embed(preprocessing.embedding_input(l_small))
+    return self._colorizer(preprocessing.scale_l(l_small), vectors)
+
+  def colorize_one(self, image_bytes: tf.Tensor) -> tf.Tensor:
+    rgb, l_small = self._prepare(image_bytes)
+    size = tf.shape(rgb)[:2]
+    l_full = preprocessing.rgb_to_lab(rgb)[..., :1]                  # [H, W, 1]
+    ab = preprocessing.unscale_ab(self._predict_ab(l_small[None])[0])  # [256, 256, 2]
+    ab = tf.image.resize(ab, size, method='bilinear')               # [H, W, 2]
+    rgb_out = preprocessing.lab_to_rgb(tf.concat([l_full, ab], axis=-1))
+    return tf.io.encode_png(tf.cast(tf.round(rgb_out * 255.0), tf.uint8))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+  def serving_default(self, image_bytes):
+    return {OUTPUT_KEY: tf.map_fn(self.colorize_one, image_bytes,
+                                  fn_output_signature=tf.string)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+  def prepare_image(self, image_bytes):
+    l_small = tf.map_fn(lambda data: self._prepare(data)[1], image_bytes,
+                        fn_output_signature=tf.TensorSpec([preprocessing.IMAGE_SIZE] * 2 + [1]))
+    return {'l': l_small,
+            'embedding': self._embed(preprocessing.embedding_input(l_small))}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def from_examples(self, examples):
+    features = records.parse(examples)
+    return {'ab': self._colorizer(preprocessing.scale_l(features['l']), features['embedding'])}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def transform_features(self, examples):
+    features = records.parse(examples)
+    return {'l': preprocessing.scale_l(features['l']),
+            'ab': preprocessing.scale_ab(features['ab'])}
+
+
+def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str) -> None:
+  """Saves the colorizer, in float32 whatever it trained in, with the embedding network
+  of `weights` inside and the signatures above."""
+  exported = network.build_colorizer()
+  exported.set_weights(colorizer.get_weights())
+  module = _Colorize(exported, embedding.build_embedder(weights))
+  tf.saved_model.save(module, export_dir, signatures={
+      'serving_default': module.serving_default.get_concrete_function(),
+      'prepare_image': module.prepare_image.get_concrete_function(),
+      'from_examples': module.from_examples.get_concrete_function(),
+      'transform_features': module.transform_features.get_concrete_function(),
+  })
+  fingerprint_file = os.path.join(export_dir, WEIGHTS_FINGERPRINT_FILE)
+  tf.io.gfile.makedirs(os.path.dirname(fingerprint_file))
+  with tf.io.gfile.GFile(fingerprint_file, 'w') as f:
+    f.write(weights.fingerprint)
+
+
+def latest_version(model_dir: str) -> str:
+  """A SavedModel folder, or a serving folder of numbered versions -> the SavedModel
+  folder to load (the highest version)."""
+  if tf.io.gfile.exists(os.path.join(model_dir, 'saved_model.pb')):
+    return model_dir
+  versions = [int(name.rstrip('/')) for name in tf.io.gfile.listdir(model_dir)
+              if name.rstrip('/').isdigit()]
+  if not versions:
+    raise ValueError(f'{model_dir} holds neither a SavedModel nor numbered versions of one')
+  return os.path.join(model_dir, str(max(versions)))

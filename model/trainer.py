@@ -1,0 +1,164 @@
+"""The TFX Trainer's `run_fn`: trains the fusion colorizer on the ingested records and
+exports the SavedModel that serving and the Evaluator use.
+
+Use it as `tfx.components.Trainer(run_fn='model.trainer.run_fn', ...)`; hyperparameters
+come through `custom_config` (defaults in `pipeline/configs.py`), steps through
+TrainArgs / EvalArgs.
+"""
+import hashlib
+import json
+import logging
+import math
+import os
+from typing import Dict, List, Tuple
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components import ingest
+from model import embedding
+from model import network
+from model import preprocessing
+from model import records
+from model import serving
+from pipeline import configs
+
+# custom_config keys, with their defaults in pipeline/configs.py.
+BATCH_SIZE = 'batch_size'
+LEARNING_RATE = 'learning_rate'
+EPOCHS = 'epochs'
+EMBEDDING_WEIGHTS = 'embedding_weights'
+SHUFFLE_BUFFER = 'shuffle_buffer'
+
+DEFAULTS = {
+    BATCH_SIZE: configs.BATCH_SIZE,
+    LEARNING_RATE: configs.LEARNING_RATE,
+    EPOCHS: configs.EPOCHS,
+    EMBEDDING_WEIGHTS: configs.EMBEDDING_WEIGHTS,
+    SHUFFLE_BUFFER: configs.SHUFFLE_BUFFER,
+}
+TRAINING_LOG = 'training_log.csv'
+
+
+def _to_model_inputs(features: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+  inputs = {network.L_INPUT: preprocessing.scale_l(features['l']),
+            network.EMBEDDING_INPUT: features['embedding']}
+  return inputs, preprocessing.scale_ab(features['ab'])
+
+
+def _flip(inputs: Dict[str, tf.Tensor], ab: tf.Tensor):
+  """Flips each example left-right, with probability 1/2, L and ab together. The
+  embedding is kept: Inception-ResNet-v2 was itself trained with horizontal flips, so
+  its class probabilities hardly change when a photo is mirrored."""
+  flip = tf.random.uniform([tf.shape(ab)[0], 1, 1, 1]) < 0.5
+  l = inputs[network.L_INPUT]
+  return ({network.L_INPUT: tf.where(flip, tf.reverse(l, [2]), l),
+           network.EMBEDDING_INPUT: inputs[network.EMBEDDING_INPUT]},
+          tf.where(flip, tf.reverse(ab, [2]), ab))
+
+
+def input_fn(file_patterns: List[str], batch_size: int, training: bool,
+             shuffle_buffer: int = 256) -> tf.data.Dataset:
+  """GZIP TFRecord shards -> batches of ({'l', 'embedding'}, ab / 128).
+
+  Shards are read in parallel and interleaved; records are parsed and dequantized in
+  batches, and prefetched, so that the input pipeline stays ahead of the model.
+  Training data is shuffled, repeated and augmented; evaluation data is read once, in
+  order.
+  """
+  files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
+  if not files:
+    raise ValueError(f'no record files match {file_patterns}')
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if training:
+    dataset = dataset.shuffle(len(files), reshuffle_each_iteration=True)
+  dataset = dataset.interleave(
+      lambda f: tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION),
+      cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=not training)
+  if training:
+    dataset = dataset.shuffle(shuffle_buffer).repeat()
+  dataset = dataset.batch(batch_size, drop_remainder=training)
+  dataset = dataset.map(lambda serialized: _to_model_inputs(records.parse(serialized)),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+  if training:
+    dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def records_fingerprint(file_patterns: List[str]) -> str:
+  """The embedding-weights fingerprint that ingestion recorded next to the splits."""
+  fingerprints = set()
+  for pattern in file_patterns:
+    report = os.path.join(os.path.dirname(os.path.dirname(pattern)), ingest.REPORT_FILE)
+    if not tf.io.gfile.exists(report):
+      raise ValueError(f'{report} is missing: these records did not come from the '
+                       'ingestion job, so their embedding weights are unknown')
+    with tf.io.gfile.GFile(report) as f:
+      fingerprints.add(json.load(f)['embedding_weights'])
+  if len(fingerprints) != 1:
+    raise ValueError(f'the records were embedded with different weights: {sorted(fingerprints)}')
+  return fingerprints.pop()
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+  """MirroredStrategy over the visible GPUs with mixed precision; the default
+  (one device) strategy in float32 on a machine without GPUs."""
+  gpus = tf.config.list_logical_devices('GPU')
+  if gpus:
+    tf.keras.mixed_precision.set_global_policy('mixed_float16')
+    return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+  tf.keras.mixed_precision.set_global_policy('float32')
+  return tf.distribute.get_strategy()
+
+
+def _backup_dir(fn_args: tfx.components.FnArgs, config: dict) -> str:
+  """A folder that outlives this Trainer execution, keyed by what it trains on, so a
+  re-run after a kill resumes from the last epoch instead of starting over."""
+  key = json.dumps([sorted(fn_args.train_files), fn_args.train_steps, config], sort_keys=True)
+  trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip('/')))
+  return os.path.join(trainer_root, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """Trains the colorizer and exports it (with its embedding network) for serving."""
+  config = {**DEFAULTS, **(fn_args.custom_config or {})}
+  weights = embedding.resolve_weights(config[EMBEDDING_WEIGHTS])
+  ingested_with = records_fingerprint(fn_args.train_files + fn_args.eval_files)
+  if ingested_with != weights.fingerprint:
+    raise ValueError(
+        f'the examples were embedded with weights {ingested_with}, but the model would be '
+        f'exported with {weights.fingerprint} ({config[EMBEDDING_WEIGHTS]}): serving would '
+        'see other embeddings than training. Re-ingest, or train with the same weights.')
+
+  batch_size = int(config[BATCH_SIZE])
+  epochs = max(1, min(int(config[EPOCHS]), fn_args.train_steps or 1))
+  steps_per_epoch = math.ceil((fn_args.train_steps or 0) / epochs)
+  strategy = distribution_strategy()
+  global_batch = batch_size * strategy.num_replicas_in_sync
+  train = input_fn(fn_args.train_files, global_batch, training=True,
+                   shuffle_buffer=int(config[SHUFFLE_BUFFER]))
+  with strategy.scope():
+    colorizer = network.build_colorizer()
+    colorizer.compile(optimizer=tf.keras.optimizers.Adam(float(config[LEARNING_RATE])),
+                      loss='mse')
+
+  validation = {}
+  if fn_args.eval_steps:
+    validation = {'validation_data': input_fn(fn_args.eval_files, global_batch, training=False),
+                  'validation_steps': fn_args.eval_steps}
+  backup = _backup_dir(fn_args, config)
+  callbacks = [
+      tf.keras.callbacks.BackupAndRestore(backup),
+      tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
+      tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
+                                   append=True),
+  ]
+  if steps_per_epoch:
+    logging.info('Training %d steps (%d epochs, batch %d) with %s over %d replica(s); '
+                 'backups in %s', fn_args.train_steps, epochs, global_batch,
+                 type(strategy).__name__, strategy.num_replicas_in_sync, backup)
+    colorizer.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, **validation)
+  tf.keras.mixed_precision.set_global_policy('float32')
+  serving.export(colorizer, weights, fn_args.serving_model_dir)

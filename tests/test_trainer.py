@@ -1,0 +1,128 @@
+"""The Trainer: its run_fn in a LocalDagRunner pipeline, the input pipeline, the
+fingerprint check, kill-and-resume, and that it learns."""
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components import ingest
+from conftest import TRAIN_CONFIG
+from model import serving
+from model import trainer
+
+
+def split_files(examples, split):
+  return [os.path.join(examples.uri, f'Split-{split}', '*')]
+
+
+def epochs_logged(model_run_dir):
+  path = os.path.join(model_run_dir, trainer.TRAINING_LOG)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [int(row['epoch']) for row in csv.DictReader(f)]
+
+
+def test_trainer_exports_a_serving_model_with_its_weights_fingerprint(trained):
+  serving_dir = trained['serving_dir']
+  assert os.path.exists(os.path.join(serving_dir, 'saved_model.pb'))
+  with open(os.path.join(serving_dir, serving.WEIGHTS_FINGERPRINT_FILE)) as f:
+    assert f.read() == trained['examples'].custom_properties['embedding_weights'].string_value
+  loaded = tf.saved_model.load(serving_dir)
+  assert set(loaded.signatures) == {'serving_default', 'prepare_image', 'from_examples',
+                                    'transform_features'}
+  run_dir = trained['model_run'].uri
+  assert epochs_logged(run_dir) == [0, 1, 2]
+  assert glob.glob(os.path.join(run_dir, '**', 'events.out.tfevents.*'), recursive=True)
+
+
+def test_it_learns_colour_that_follows_from_the_image(trained):
+  """On held-out photos (the eval split) the model's ab error is far below the gray
+  baseline's (ab = 0) after 60 steps."""
+  loaded = tf.saved_model.load(trained['serving_dir'])
+  files = glob.glob(split_files(trained['examples'], 'eval')[0])
+  examples = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(files, 'GZIP')])
+  assert examples.shape[0] >= 5
+  predicted = loaded.signatures['from_examples'](examples=examples)['ab'].numpy()
+  truth = loaded.signatures['transform_features'](examples=examples)['ab'].numpy()
+  model_mse = float(np.mean((predicted - truth) ** 2))
+  gray_mse = float(np.mean(truth ** 2))
+  print(f'held-out ab-MSE: model {model_mse:.4f}, gray baseline {gray_mse:.4f}, '
+        f'ratio {model_mse / gray_mse:.3f}')
+  assert model_mse < 0.3 * gray_mse
+
+
+def test_input_fn_batches_parse_and_flip_consistently(trained):
+  examples = trained['examples']
+  dataset = trainer.input_fn(split_files(examples, 'train'), batch_size=4, training=True)
+  inputs, ab = next(iter(dataset))
+  assert inputs['l'].shape == (4, 256, 256, 1) and inputs['embedding'].shape == (4, 1000)
+  assert ab.shape == (4, 256, 256, 2)
+  assert -1 <= float(tf.reduce_min(inputs['l'])) and float(tf.reduce_max(inputs['l'])) <= 1
+  # Flipped or not, colour still follows luminance: bright pixels are yellow (b > 0).
+  bright = inputs['l'][..., 0] > 0.2
+  assert float(tf.reduce_mean(tf.cast(tf.boolean_mask(ab[..., 1], bright) > 0, tf.float32))) > 0.95
+  evaluation = trainer.input_fn(split_files(examples, 'eval'), batch_size=4, training=False)
+  assert sum(int(batch[1].shape[0]) for batch in evaluation) == len(
+      list(tf.data.TFRecordDataset(glob.glob(split_files(examples, 'eval')[0]), 'GZIP')))
+
+
+def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
+  copy = tmp_path / 'examples'
+  shutil.copytree(trained['examples'].uri, copy)
+  report = json.load(open(copy / ingest.REPORT_FILE))
+  report['embedding_weights'] = 'a' * 64  # As if ingested with an ImageNet weights file.
+  json.dump(report, open(copy / ingest.REPORT_FILE, 'w'))
+  args = tfx.components.FnArgs(
+      train_files=[str(copy / 'Split-train' / '*')], eval_files=[str(copy / 'Split-eval' / '*')],
+      train_steps=1, eval_steps=1, serving_model_dir=str(tmp_path / 'serving'),
+      model_run_dir=str(tmp_path / 'Trainer' / 'model_run' / '1'), custom_config=TRAIN_CONFIG)
+  with pytest.raises(ValueError, match='embedded with weights'):
+    trainer.run_fn(args)
+  assert not os.path.exists(tmp_path / 'serving')
+
+
+_TRAIN_SCRIPT = '''
+import json, sys
+import model
+from tfx import v1 as tfx
+from model import trainer
+trainer.run_fn(tfx.components.FnArgs(**json.loads(sys.argv[1])))
+'''
+
+
+def test_a_killed_training_resumes_where_it_stopped(trained, tmp_path):
+  examples = trained['examples']
+  run_dir = str(tmp_path / 'Trainer' / 'model_run' / '7')
+  args = {'train_files': split_files(examples, 'train'), 'eval_files': split_files(examples, 'eval'),
+          'train_steps': 20, 'eval_steps': 1, 'model_run_dir': run_dir,
+          'serving_model_dir': str(tmp_path / 'Trainer' / 'model' / '7' / 'Format-Serving'),
+          'custom_config': {**TRAIN_CONFIG, 'epochs': 5, 'batch_size': 2}}
+  command = [sys.executable, '-c', _TRAIN_SCRIPT, json.dumps(args)]
+  first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not epochs_logged(run_dir) and first.poll() is None and time.time() < deadline:
+    time.sleep(0.1)
+  first.send_signal(signal.SIGKILL)
+  first.wait()
+  done_before_kill = epochs_logged(run_dir)
+  assert done_before_kill and done_before_kill[-1] < 4, 'the kill came too late to test resuming'
+  assert glob.glob(str(tmp_path / 'Trainer' / 'backup' / '*'))
+
+  second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+  assert second.returncode == 0, second.stderr[-3000:]
+  epochs = epochs_logged(run_dir)
+  resumed_at = epochs[len(done_before_kill)]
+  assert resumed_at > 0 and resumed_at >= done_before_kill[-1]  # Not from the start.
+  assert epochs[-1] == 4
+  assert os.path.exists(os.path.join(args['serving_model_dir'], 'saved_model.pb'))
