@@ -225,6 +225,33 @@ def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:
   return tf.clip_by_value(tfio.experimental.color.lab_to_rgb(lab), 0.0, 1.0)
 
 
+_XYZ_TO_LINEAR_RGB = ((3.24048134, -1.53715152, -0.49853633),  # sRGB primaries, D65
+                      (-0.96925495, 1.87599, 0.04155593),
+                      (0.05564664, -0.20404134, 1.05731107))
+_D65 = (0.95047, 1.0, 1.08883)
+
+
+def _outside_srgb(lab: tf.Tensor) -> tf.Tensor:
+  """Whether each Lab colour lies outside the sRGB gamut (tensorflow-io's lab_to_rgb
+  clips, which hides it): Lab -> XYZ -> linear RGB, checked against [0, 1]."""
+  l, a, b = tf.unstack(lab, axis=-1)
+  fy = (l + 16.0) / 116.0
+  f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
+  xyz = tf.where(f > 6.0 / 29.0, f ** 3, (f - 16.0 / 116.0) * (3 * (6.0 / 29.0) ** 2))
+  linear = tf.linalg.matvec(tf.constant(_XYZ_TO_LINEAR_RGB), xyz * tf.constant(_D65))
+  return tf.reduce_any((linear < -1e-4) | (linear > 1.0 + 1e-4), axis=-1, keepdims=True)
+
+
+def lab_to_rgb_keeping_l(lab: tf.Tensor, steps: int = 6) -> tf.Tensor:
+  """CIE Lab -> sRGB floats in [0, 1], desaturating the colours that sRGB cannot show
+  instead of clipping them, because clipping changes the lightness: the colourized
+  photo keeps the gray photo's L. Each step scales an out-of-gamut pixel's ab by 0.7."""
+  l, ab = lab[..., :1], lab[..., 1:]
+  for _ in range(steps):
+    ab = tf.where(_outside_srgb(tf.concat([l, ab], axis=-1)), ab * 0.7, ab)
+  return lab_to_rgb(tf.concat([l, ab], axis=-1))
+
+
 def scale_l(l: tf.Tensor) -> tf.Tensor:
   """L in [0, 100] -> the model's input scale [-1, 1]."""
   return l / 50.0 - 1.0

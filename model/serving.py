@@ -6,8 +6,8 @@ its signatures.
   at each input's own resolution. Inside: decode; the full-resolution L; the image at
   256x256 for the encoder and its gray image at 299x299 for Inception-ResNet-v2 (the
   same weights as at ingestion); the predicted ab upsampled bilinearly to full size and
-  recombined with the full-resolution L; Lab to RGB. The output keeps the input's
-  luminance. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
+  recombined with the full-resolution L; Lab to RGB, desaturating colours outside
+  sRGB rather than clipping them, so that the output keeps the input's luminance. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
   ab / 128 [N, 256, 256, 2]; for the Evaluator.
 - `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1) and `ab` (ab / 128),
@@ -71,7 +71,7 @@ class _Colorize(tf.Module):
     l_full = preprocessing.rgb_to_lab(rgb)[..., :1]                  # [H, W, 1]
     ab = preprocessing.unscale_ab(self._predict_ab(l_small[None])[0])  # [256, 256, 2]
     ab = tf.image.resize(ab, size, method='bilinear')               # [H, W, 2]
-    rgb_out = preprocessing.lab_to_rgb(tf.concat([l_full, ab], axis=-1))
+    rgb_out = preprocessing.lab_to_rgb_keeping_l(tf.concat([l_full, ab], axis=-1))
     return tf.io.encode_png(tf.cast(tf.round(rgb_out * 255.0), tf.uint8))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])

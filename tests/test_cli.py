@@ -47,3 +47,40 @@ def test_help_and_usage_errors(tmp_path):
   assert result.returncode == 2 and 'no files match' in result.stderr
   result = colorizer('paint')
   assert result.returncode == 2 and 'unknown command' in result.stderr
+
+
+def test_colorize_a_folder(trained, tmp_path):
+  """Odd inputs, one broken file: the rest are written at their own size with the
+  input's luminance, and the exit code says something failed."""
+  import io  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from model import preprocessing as pp  # pylint: disable=import-outside-toplevel
+  from sample_images import colourful_image, encode  # pylint: disable=import-outside-toplevel
+
+  photos = tmp_path / 'photos'
+  photos.mkdir()
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Shown rotated: 120 wide, 160 tall.
+  buffer = io.BytesIO()
+  Image.fromarray(colourful_image(1, 160, 120)).save(buffer, 'JPEG', exif=exif)
+  (photos / 'rotated.jpg').write_bytes(buffer.getvalue())
+  gray = np.asarray(Image.fromarray(colourful_image(2, 90, 70)).convert('L'))
+  (photos / 'gray.png').write_bytes(encode(gray, 'PNG'))
+  (photos / 'photo.webp').write_bytes(encode(colourful_image(3, 50, 60), 'WEBP'))
+  (photos / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 broken')
+  out = tmp_path / 'out'
+  result = colorizer('colorize', str(photos), '--model', trained['serving_dir'],
+                     '--out', str(out))
+  assert result.returncode == 1
+  assert 'broken.jpg: truncated' in result.stderr and 'Colourized 3 of 4' in result.stdout
+  sizes = {name: Image.open(out / name).size for name in os.listdir(out)}
+  assert sizes == {'rotated.png': (120, 160), 'gray.png': (90, 70), 'photo.png': (50, 60)}
+  output_l = pp.rgb_to_lab(np.asarray(Image.open(out / 'gray.png'), np.float32) / 255).numpy()[..., 0]
+  input_l = pp.rgb_to_lab(np.repeat(gray[..., None], 3, 2).astype(np.float32) / 255).numpy()[..., 0]
+  assert np.abs(output_l - input_l).mean() < 1.0
+
+  result = colorizer('colorize', str(photos / 'gray.png'), '--model',
+                     trained['serving_dir'], '--out', str(tmp_path / 'jpg'),
+                     '--format', 'jpg')
+  assert result.returncode == 0 and Image.open(tmp_path / 'jpg' / 'gray.jpg').format == 'JPEG'

@@ -198,3 +198,15 @@ def test_photo_to_records_crops_the_centre_and_quantizes():
   assert np.allclose(gray[..., 0], gray[..., 2])
   assert gray.min() >= -1.0 and gray.max() <= 1.0
   assert np.isclose(gray.mean(), pp.scale_l(l).mean(), atol=0.01)
+
+
+def test_lab_to_rgb_keeping_l_desaturates_instead_of_clipping():
+  l = tf.tile(tf.linspace(5.0, 95.0, 100)[:, None, None], [1, 20, 1])
+  ab = tf.concat([tf.zeros_like(l), tf.where(l > 50, 60.0, -50.0)], axis=-1)  # Partly outside sRGB.
+  lab = tf.concat([l, ab], axis=-1)
+  for convert, bound in ((pp.lab_to_rgb, 1.0), (pp.lab_to_rgb_keeping_l, 0.1)):
+    rgb = tf.round(convert(lab) * 255.0) / 255.0
+    error = float(tf.reduce_mean(tf.abs(pp.rgb_to_lab(rgb)[..., 0] - l[..., 0])))
+    assert (error < bound) == (convert is pp.lab_to_rgb_keeping_l), (convert, error)
+  inside = pp.rgb_to_lab(tf.random.stateless_uniform([32, 32, 3], seed=[3, 4]))
+  assert np.allclose(pp.lab_to_rgb_keeping_l(inside), pp.lab_to_rgb(inside), atol=1e-5)

@@ -1,0 +1,87 @@
+"""The exported SavedModel's signatures, on odd inputs, against ingestion's preprocessing."""
+import io
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from model import preprocessing as pp
+from model import records
+from model import serving
+from sample_images import colourful_image, encode, yellow_blue_image
+
+
+@pytest.fixture(scope='module')
+def loaded(trained):
+  return tf.saved_model.load(trained['serving_dir'])
+
+
+def colorize(loaded, *images):
+  outputs = loaded.signatures['serving_default'](image_bytes=tf.constant(list(images)))
+  return [np.asarray(Image.open(io.BytesIO(png))) for png in outputs['colorized_bytes'].numpy()]
+
+
+def lightness(rgb_uint8):
+  return pp.rgb_to_lab(tf.constant(rgb_uint8, tf.float32) / 255.0).numpy()[..., 0]
+
+
+def with_alpha(rgb):
+  alpha = np.full(rgb.shape[:2] + (1,), 128, np.uint8)
+  return np.concatenate([rgb, alpha], axis=2)
+
+
+def test_odd_inputs_come_back_as_png_at_their_own_size(loaded):
+  photo = colourful_image(5, 300, 200)
+  gray = np.asarray(Image.fromarray(photo).convert('L'))
+  inputs = {
+      'tiny png': (encode(colourful_image(1, 33, 40), 'PNG'), (40, 33)),
+      'colour jpeg': (encode(photo, 'JPEG', quality=95), (200, 300)),
+      'gray png': (encode(gray, 'PNG'), (200, 300)),
+      'png with alpha': (encode(with_alpha(photo), 'PNG'), (200, 300)),
+      'gif': (encode(photo, 'GIF'), (200, 300)),
+      'bmp': (encode(photo, 'BMP'), (200, 300)),
+      'huge jpeg': (encode(np.kron(photo, np.ones((12, 12, 1), np.uint8)), 'JPEG'), (2400, 3600)),
+  }
+  outputs = colorize(loaded, *(data for data, _ in inputs.values()))
+  for (name, (_, size)), output in zip(inputs.items(), outputs):
+    assert output.shape == size + (3,), name
+    assert output.dtype == np.uint8, name
+
+
+def test_colourized_output_keeps_the_input_luminance(loaded):
+  """Tolerance: mean |ΔL| under 1 and 99% of pixels within 3 (of 100). The output is
+  8-bit RGB, and colours outside sRGB are clipped, which moves L a little."""
+  gray = np.asarray(Image.fromarray(yellow_blue_image(99, 160)).convert('L'))
+  [output] = colorize(loaded, encode(gray, 'PNG'))
+  difference = np.abs(lightness(output) - lightness(np.repeat(gray[..., None], 3, axis=2)))
+  assert difference.mean() < 1.0
+  assert np.percentile(difference, 99) < 3.0
+  assert float(pp.colourfulness(output)) > 10  # It did colourize.
+
+
+def test_serving_sees_the_same_l_and_embedding_as_ingestion(loaded, trained):
+  """One file, through ingestion's functions and through the SavedModel."""
+  dataset = tf.data.TFRecordDataset(
+      tf.io.gfile.glob(trained['examples'].uri + '/Split-train/*'), 'GZIP')
+  record = records.parse(next(iter(dataset)))
+  source = record['source'].numpy().decode()
+  data = open(source, 'rb').read()
+  served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
+  difference = np.abs(served['l'][0].numpy() - record['l'].numpy())
+  assert difference.max() <= 0.2  # Half of the stored quantization step (100 / 255).
+  assert np.allclose(served['embedding'][0].numpy(), record['embedding'].numpy(), atol=1e-4)
+
+
+def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    loaded.signatures['serving_default'](image_bytes=tf.constant([b'not an image']))
+
+
+def test_latest_version_picks_the_highest_number(tmp_path, trained):
+  for version in ('3', '12', 'tmp-99'):
+    (tmp_path / version).mkdir()
+  assert serving.latest_version(str(tmp_path)) == str(tmp_path / '12')
+  assert serving.latest_version(trained['serving_dir']) == trained['serving_dir']
+  with pytest.raises(ValueError):
+    serving.latest_version(str(tmp_path / '3'))
