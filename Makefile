@@ -20,8 +20,20 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test]"
 	@touch $(STAMP)
 
+DEMO_PHOTOS := data/samples/skimage-astronaut.jpg data/samples/skimage-coffee.jpg \
+               data/samples/mate-ladybird.jpg data/samples/plasma-eveningglow.jpg
+
 demo: $(STAMP)
-	$(VENV)/bin/colorizer ingest --data data/samples --out $(OUTPUTS)/ingest --embedding-weights auto
+	$(VENV)/bin/colorizer run --data data/samples --output-root $(OUTPUTS) \
+	    --embedding-weights auto --train-steps 300 --batch-size 8 --epochs 10
+	@if [ -n "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" ]; then \
+	  $(VENV)/bin/colorizer colorize $(DEMO_PHOTOS) --model $(OUTPUTS)/serving_model \
+	      --out $(OUTPUTS)/colorized && \
+	  echo "Colourized (from their luminance alone) into $(OUTPUTS)/colorized/"; \
+	else \
+	  echo "The demo model was not blessed, so nothing was pushed: see $(OUTPUTS)/report.html"; \
+	fi
+	@echo "Report: $(OUTPUTS)/report.html   Served model: $(OUTPUTS)/serving_model/"
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -10,8 +10,8 @@ its signatures.
   sRGB rather than clipping them, so that the output keeps the input's luminance. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
   ab / 128 [N, 256, 256, 2]; for the Evaluator.
-- `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1) and `ab` (ab / 128),
-  dequantized from the records: the labels for the Evaluator.
+- `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1), `ab` (ab / 128) and
+  both as `lab` [N, 256, 256, 3], dequantized from the records: the Evaluator's labels.
 - `prepare_image`: encoded images -> `l` [N, 256, 256, 1] (L in [0, 100]) and
   `embedding` [N, 1000]: what the colorizer sees, to check serving against ingestion.
 
@@ -94,8 +94,8 @@ class _Colorize(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transform_features(self, examples):
     features = records.parse(examples)
-    return {'l': preprocessing.scale_l(features['l']),
-            'ab': preprocessing.scale_ab(features['ab'])}
+    l, ab = preprocessing.scale_l(features['l']), preprocessing.scale_ab(features['ab'])
+    return {'l': l, 'ab': ab, 'lab': tf.concat([l, ab], axis=-1)}
 
 
 def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str) -> None:

@@ -1,6 +1,7 @@
 """`colorizer`: the command line of the colorization pipeline.
 
   colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
+  colorizer run --data PHOTOS --output-root DIR        ingest, train, evaluate, push
   colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
 
 `colorizer COMMAND --help` lists a command's flags.
@@ -74,6 +75,62 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   print(f'  embedding weights  {report["embedding_weights"]}')
 
 
+def _run_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('data', None, 'Photos: a folder, a glob, local or gs://; may hold '
+                      '{SPAN} (e.g. photos/span-{SPAN}) to take the newest span.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('output-root', None, 'Folder for pipeline_root/, metadata.db, '
+                      'serving_model/ and report.html.', flag_values=fv, required=True)
+  flags.DEFINE_integer('train-steps', configs.TRAIN_STEPS, 'Training steps.', flag_values=fv)
+  flags.DEFINE_integer('eval-steps', configs.EVAL_STEPS, 'Validation steps per epoch.',
+                       flag_values=fv)
+  flags.DEFINE_string('embedding-weights', configs.EMBEDDING_WEIGHTS,
+                      'imagenet | none | auto | the path or gs:// uri of an .h5 file.',
+                      flag_values=fv)
+  flags.DEFINE_integer('batch-size', configs.BATCH_SIZE, 'Batch size per replica.',
+                       flag_values=fv)
+  flags.DEFINE_float('learning-rate', configs.LEARNING_RATE, 'Adam learning rate.',
+                     flag_values=fv)
+  flags.DEFINE_integer('epochs', configs.EPOCHS, 'Epochs (checkpoints) the steps are spread '
+                       'over.', flag_values=fv)
+  flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
+                       'Split-eval.', flag_values=fv)
+  flags.DEFINE_float('min-improvement-over-gray', configs.MIN_IMPROVEMENT_OVER_GRAY,
+                     'Gate: ab-MSE must be at most (1 - this) x the gray baseline\'s.',
+                     flag_values=fv)
+  flags.DEFINE_float('max-regression', configs.MAX_REGRESSION, 'Gate: ab-MSE may exceed '
+                     'the last blessed model\'s by at most this.', flag_values=fv)
+  flags.DEFINE_integer('keep-versions', configs.KEEP_VERSIONS, 'Pushed versions to keep.',
+                       flag_values=fv)
+  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option; repeatable.',
+                            flag_values=fv)
+
+
+def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import local_runner  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  start = time.time()
+  try:
+    report = local_runner.run(
+        fv.data, fv['output-root'].value, beam_args=fv['beam-arg'].value,
+        embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
+        train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
+        hyperparameters={'batch_size': fv['batch-size'].value,
+                         'learning_rate': fv['learning-rate'].value,
+                         'epochs': fv['epochs'].value},
+        min_improvement_over_gray=fv['min-improvement-over-gray'].value,
+        max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
+  except local_runner.RunInProgress as e:
+    print(f'colorizer run: {e}', file=sys.stderr)
+    return 3
+  where = local_runner.paths(fv['output-root'].value)
+  print(f'\nPipeline finished in {time.time() - start:.0f} s')
+  for name in ('report', 'serving_model', 'pipeline_root', 'metadata'):
+    print(f'  {name:14s} {where[name]}')
+  return 0
+
+
 def _colorize_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
                       'versions (the highest is used).', flag_values=fv, required=True)
@@ -96,6 +153,7 @@ def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
 COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                           Callable[[flags.FlagValues, List[str]], int], str]] = {
     'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
+    'run': (_run_flags, _run_run, 'the whole pipeline on this machine (LocalDagRunner)'),
     'colorize': (_colorize_flags, _run_colorize,
                  'INPUT... -> colour photos, with a trained model'),
 }

@@ -1,0 +1,94 @@
+"""AtomicPusher: TFX's Pusher, but a reader never sees a half-written model version.
+
+TFX's own Pusher copies straight into `<serving dir>/<version>/` (tensorflow/tfx#4466:
+TF Serving could load a version before its files were all there). This one writes the
+model to `<serving dir>/.incoming-<version>/`, which TF Serving ignores (not a number),
+then renames it into place; on object stores without rename (gs://) it copies the
+variables first and `saved_model.pb` last, the file servers wait for. Afterwards it
+keeps the newest `keep_versions` versions and deletes older ones, only once the new
+one is complete.
+"""
+import os
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx import v1 as tfx
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx.utils import json_utils
+from tfx.utils import proto_utils
+
+KEEP_VERSIONS = 'keep_versions'
+_INCOMING = '.incoming-'
+
+
+def numbered_versions(serving_dir: str) -> List[int]:
+  if not fileio.exists(serving_dir):
+    return []
+  return sorted(int(name.rstrip('/')) for name in fileio.listdir(serving_dir)
+                if name.rstrip('/').isdigit())
+
+
+def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> str:
+  """Copies the SavedModel at `model_path` to a new numbered version; returns its path."""
+  existing = numbered_versions(serving_dir)
+  version = max([int(time.time())] + [v + 1 for v in existing])
+  final = os.path.join(serving_dir, str(version))
+  fileio.makedirs(serving_dir)
+  if '://' in serving_dir:
+    io_utils.copy_dir(model_path, final, deny_regex_patterns=[r'saved_model\.pb'])
+    io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
+                       os.path.join(final, 'saved_model.pb'))
+  else:
+    incoming = os.path.join(serving_dir, f'{_INCOMING}{version}')
+    io_utils.copy_dir(model_path, incoming)
+    os.rename(incoming, final)
+  for old in numbered_versions(serving_dir)[:-keep_versions] if keep_versions > 0 else []:
+    fileio.rmtree(os.path.join(serving_dir, str(old)))
+  logging.info('Pushed %s as %s', model_path, final)
+  return final
+
+
+class Executor(pusher_executor.Executor):
+  """Pushes a blessed model with `push_atomically`."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    self._log_startup(input_dict, output_dict, exec_properties)
+    model_push = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(model_push)
+      return
+    destination = proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+        pusher_pb2.PushDestination())
+    custom_config = json_utils.loads(
+        exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null') or {}
+    keep = int(custom_config.get(KEEP_VERSIONS, 0))
+    model_path = self.GetModelPath(input_dict)
+    pushed = push_atomically(model_path, destination.filesystem.base_directory, keep)
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=pushed,
+                     pushed_version=os.path.basename(pushed))
+
+
+class AtomicPusher(tfx.components.Pusher):
+  """`tfx.components.Pusher` with an atomic push and a retention of `keep_versions`."""
+
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+  def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+               serving_dir: str, keep_versions: int = 3):
+    super().__init__(
+        model=model, model_blessing=model_blessing,
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        custom_config={KEEP_VERSIONS: keep_versions})

@@ -1,0 +1,131 @@
+"""Colorization metrics, as Keras metrics that TFMA's Evaluator runs on Beam workers.
+
+Each takes the label `lab` (the records' L / 50 - 1 and ab / 128, from the SavedModel's
+`transform_features` signature) and the prediction `ab` (ab / 128), and with
+`gray=True` scores the gray baseline (ab = 0) on the same examples instead. The
+definitions follow ../shared/DESIGN.md:
+
+- `AbMSE`: mean squared error of ab on the model's scale.
+- `PSNR`: 20 log10(255 / RMSE) of 8-bit RGB rebuilt from the true L and the predicted
+  ab against the true RGB, per image, averaged.
+- `AuC` (Zhang et al. 2016): per pixel the ab distance in Lab units between prediction
+  and truth; the share of pixels within t for t = 0..150; the area under that curve
+  divided by 150, as a percentage.
+- `Colourfulness` (Hasler and Suesstrunk 2003) of the output RGB, averaged per image.
+- `AbMSEVsGray`: the model's ab-MSE divided by the gray baseline's, the gate that holds
+  on a first run too.
+"""
+import math
+
+import tensorflow as tf
+
+from model import preprocessing
+
+AUC_MAX_DISTANCE = 150
+
+
+def _split(y_true: tf.Tensor, y_pred: tf.Tensor, gray: bool):
+  """-> L in [0, 100] [N, H, W, 1], true and predicted ab in Lab units [N, H, W, 2]."""
+  y_true = tf.cast(y_true, tf.float32)
+  l = preprocessing.unscale_l(y_true[..., :1])
+  ab_true = preprocessing.unscale_ab(y_true[..., 1:])
+  ab_pred = tf.zeros_like(ab_true) if gray else preprocessing.unscale_ab(
+      tf.reshape(tf.cast(y_pred, tf.float32), tf.shape(ab_true)))
+  return l, ab_true, ab_pred
+
+
+def _rgb255(l: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+  return tf.round(preprocessing.lab_to_rgb(tf.concat([l, ab], axis=-1)) * 255.0)
+
+
+class _ColorizationMetric(tf.keras.metrics.Metric):
+  """Sums over batches; `gray` scores ab = 0 instead of the prediction."""
+
+  def __init__(self, name: str, gray: bool = False, dtype=None, **kwargs):
+    super().__init__(name=name, dtype=dtype, **kwargs)
+    self.gray = gray
+    self.total = self.add_weight('total', initializer='zeros')
+    self.count = self.add_weight('count', initializer='zeros')
+
+  def get_config(self):
+    return {**super().get_config(), 'gray': self.gray}
+
+  def result(self):
+    return tf.math.divide_no_nan(self.total, self.count)
+
+
+class AbMSE(_ColorizationMetric):
+
+  def __init__(self, name='ab_mse', gray=False, **kwargs):
+    super().__init__(name, gray, **kwargs)
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    _, ab_true, ab_pred = _split(y_true, y_pred, self.gray)
+    error = preprocessing.scale_ab(ab_pred - ab_true) ** 2
+    self.total.assign_add(tf.reduce_sum(error))
+    self.count.assign_add(tf.cast(tf.size(error), tf.float32))
+
+
+class PSNR(_ColorizationMetric):
+
+  def __init__(self, name='psnr', gray=False, **kwargs):
+    super().__init__(name, gray, **kwargs)
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    l, ab_true, ab_pred = _split(y_true, y_pred, self.gray)
+    mse = tf.reduce_mean((_rgb255(l, ab_pred) - _rgb255(l, ab_true)) ** 2, axis=[1, 2, 3])
+    psnr = 20.0 * tf.math.log(255.0 / tf.sqrt(tf.maximum(mse, 1e-10))) / math.log(10.0)
+    self.total.assign_add(tf.reduce_sum(psnr))
+    self.count.assign_add(tf.cast(tf.shape(psnr)[0], tf.float32))
+
+
+class AuC(_ColorizationMetric):
+
+  def __init__(self, name='auc', gray=False, **kwargs):
+    super().__init__(name, gray, **kwargs)
+    self.within = self.add_weight('within', shape=[AUC_MAX_DISTANCE + 1], initializer='zeros')
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    _, ab_true, ab_pred = _split(y_true, y_pred, self.gray)
+    distance = tf.reshape(tf.norm(ab_pred - ab_true, axis=-1), [-1])
+    # Pixels within t for every t: a histogram of the distance, summed cumulatively.
+    bins = tf.cast(tf.math.ceil(tf.minimum(distance, AUC_MAX_DISTANCE + 1.0)), tf.int32)
+    histogram = tf.math.bincount(bins, minlength=AUC_MAX_DISTANCE + 2, dtype=tf.float32)
+    self.within.assign_add(tf.cumsum(histogram)[:AUC_MAX_DISTANCE + 1])
+    self.count.assign_add(tf.cast(tf.size(distance), tf.float32))
+
+  def result(self):
+    return 100.0 * tf.reduce_mean(tf.math.divide_no_nan(self.within, self.count))
+
+  def reset_state(self):
+    for variable in self.variables:  # Keras's own reset assigns a scalar 0 to each.
+      variable.assign(tf.zeros_like(variable))
+
+
+class Colourfulness(_ColorizationMetric):
+
+  def __init__(self, name='colourfulness', gray=False, **kwargs):
+    super().__init__(name, gray, **kwargs)
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    l, _, ab_pred = _split(y_true, y_pred, self.gray)
+    per_image = preprocessing.colourfulness(_rgb255(l, ab_pred))
+    self.total.assign_add(tf.reduce_sum(per_image))
+    self.count.assign_add(tf.cast(tf.shape(per_image)[0], tf.float32))
+
+
+class AbMSEVsGray(_ColorizationMetric):
+  """The model's ab-MSE over the gray baseline's on the same examples (< 1 is better)."""
+
+  def __init__(self, name='ab_mse_vs_gray', **kwargs):
+    kwargs.pop('gray', None)
+    super().__init__(name, False, **kwargs)
+    self.gray_total = self.add_weight('gray_total', initializer='zeros')
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    _, ab_true, ab_pred = _split(y_true, y_pred, False)
+    self.total.assign_add(tf.reduce_sum(preprocessing.scale_ab(ab_pred - ab_true) ** 2))
+    self.gray_total.assign_add(tf.reduce_sum(preprocessing.scale_ab(ab_true) ** 2))
+
+  def result(self):
+    return tf.math.divide_no_nan(self.total, self.gray_total)

@@ -1,0 +1,110 @@
+"""The colorization pipeline: one definition for the local runner and Kubeflow.
+
+  PhotoExampleGen -> Trainer -> Resolver (latest blessed model) -> Evaluator -> AtomicPusher
+
+StatisticsGen, SchemaGen and ExampleValidator are left out: the records are fixed-size
+byte strings and an embedding whose shapes ingestion already guarantees, and every
+file's fate is in ingestion's own report, so TFDV would check nothing new.
+"""
+from typing import Dict, List, Optional
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from ml_metadata.proto import metadata_store_pb2
+
+from components import example_gen
+from components import pusher
+from pipeline import configs
+
+_METRICS_MODULE = 'model.metrics'
+
+
+def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_GRAY,
+                max_regression: float = configs.MAX_REGRESSION) -> tfma.EvalConfig:
+  """Colorization metrics for the candidate and the gray baseline, and the two gates:
+  ab-MSE at most (1 - min_improvement_over_gray) times the gray baseline's (holds on a
+  first run too), and at most `max_regression` worse than the last blessed model's."""
+  def metric(class_name: str, name: str, gray: bool = False, threshold=None):
+    config = f'{{"name": "{name}", "gray": {str(gray).lower()}}}'
+    return tfma.MetricConfig(class_name=class_name, module=_METRICS_MODULE, config=config,
+                             threshold=threshold)
+
+  lower_is_better = tfma.MetricDirection.LOWER_IS_BETTER
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name='from_examples', label_key='lab',
+                                  prediction_key='ab',
+                                  preprocessing_function_names=['transform_features'])],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          metric('AbMSE', 'ab_mse', threshold=tfma.MetricThreshold(
+              change_threshold=tfma.GenericChangeThreshold(
+                  direction=lower_is_better, absolute={'value': max_regression}))),
+          metric('AbMSEVsGray', 'ab_mse_vs_gray', threshold=tfma.MetricThreshold(
+              value_threshold=tfma.GenericValueThreshold(
+                  upper_bound={'value': 1.0 - min_improvement_over_gray}))),
+          metric('PSNR', 'psnr'),
+          metric('AuC', 'auc'),
+          metric('Colourfulness', 'colourfulness'),
+          metric('AbMSE', 'gray_ab_mse', gray=True),
+          metric('PSNR', 'gray_psnr', gray=True),
+          metric('AuC', 'gray_auc', gray=True),
+          metric('Colourfulness', 'gray_colourfulness', gray=True),
+      ])])
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data: str,
+    serving_model_dir: str,
+    embedding_weights: str = configs.EMBEDDING_WEIGHTS,
+    eval_percent: int = configs.EVAL_PERCENT,
+    max_megapixels: float = configs.MAX_MEGAPIXELS,
+    train_steps: int = configs.TRAIN_STEPS,
+    eval_steps: int = configs.EVAL_STEPS,
+    hyperparameters: Optional[Dict] = None,
+    min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_GRAY,
+    max_regression: float = configs.MAX_REGRESSION,
+    keep_versions: int = configs.KEEP_VERSIONS,
+    beam_pipeline_args: Optional[List[str]] = None,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN})."""
+  input_base, pattern = example_gen.input_base_and_pattern(data)
+  ingest = example_gen.PhotoExampleGen(
+      input_base=input_base, pattern=pattern, eval_percent=eval_percent,
+      embedding_weights=embedding_weights, max_megapixels=max_megapixels)
+
+  trainer = tfx.components.Trainer(
+      run_fn='model.trainer.run_fn',
+      examples=ingest.outputs['examples'],
+      train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+      eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+      custom_config={**(hyperparameters or {}), 'embedding_weights': embedding_weights})
+
+  baseline = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+
+  evaluator = tfx.components.Evaluator(
+      examples=ingest.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=baseline.outputs['model'],
+      eval_config=eval_config(min_improvement_over_gray, max_regression))
+
+  with tfx.dsl.Cond(evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
+    push = pusher.AtomicPusher(
+        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        serving_dir=serving_model_dir, keep_versions=keep_versions)
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[ingest, trainer, baseline, evaluator, push],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args or [])

@@ -1,0 +1,122 @@
+"""report.html: the latest run's evaluation, read back from the artifacts in MLMD.
+
+The candidate's metrics against the gray baseline and the last blessed model, the gate
+decision, what is being served, and a grid of eval photos (gray input, model output,
+truth).
+"""
+import base64
+import datetime
+import html
+import io
+import os
+from typing import Dict, List, Optional
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx.orchestration import metadata
+from tfx import v1 as tfx
+
+from components import pusher
+from model import preprocessing
+from model import records
+
+GRID_PHOTOS = 8
+METRICS = [('ab_mse', 'ab-MSE (lower is better)'), ('psnr', 'PSNR, dB'),
+           ('auc', 'AuC, %'), ('colourfulness', 'colourfulness')]
+
+
+def _newest(store, type_name: str):
+  artifacts = store.get_artifacts_by_type(type_name)
+  return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def _metrics(evaluation_uri: str, model_name: Optional[str] = None) -> Dict[str, float]:
+  result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+  values = {}
+  for _, by_output in result.slicing_metrics:
+    for name, value in by_output[''][''].items():
+      values[name] = float(value.get('doubleValue', next(iter(value.values()))))
+  return values
+
+
+def _png(rgb: np.ndarray) -> str:
+  buffer = io.BytesIO()
+  Image.fromarray(rgb).save(buffer, 'PNG')
+  return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
+  files = tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*'))
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)
+                .take(GRID_PHOTOS)]
+  if not serialized:
+    return []
+  features = records.parse(tf.constant(serialized))
+  signatures = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving')).signatures
+  predicted = preprocessing.unscale_ab(
+      signatures['from_examples'](examples=tf.constant(serialized))['ab'])
+  l = features['l']
+
+  def rgb(ab):
+    return (preprocessing.lab_to_rgb_keeping_l(tf.concat([l, ab], -1)).numpy() * 255
+            ).round().astype(np.uint8)
+
+  gray, output, truth = rgb(tf.zeros_like(predicted)), rgb(predicted), rgb(features['ab'])
+  return [{'source': features['source'][i].numpy().decode(), 'gray': _png(gray[i]),
+           'output': _png(output[i]), 'truth': _png(truth[i])} for i in range(len(serialized))]
+
+
+def write_report(metadata_path: str, serving_dir: str, report_path: str) -> None:
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+  with metadata.Metadata(connection) as m:
+    store = m.store
+    evaluation = _newest(store, 'ModelEvaluation')
+    blessing = _newest(store, 'ModelBlessing')
+    examples = _newest(store, 'Examples')
+  if evaluation is None or blessing is None:
+    raise RuntimeError(f'{metadata_path} holds no evaluation: the pipeline did not get that far')
+
+  blessed = blessing.custom_properties['blessed'].int_value == 1
+  candidate_uri = blessing.custom_properties['current_model'].string_value
+  has_baseline = 'baseline_model' in blessing.custom_properties
+  candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
+  baseline = _metrics(evaluation.uri, 'baseline') if has_baseline else {}
+  validation = tfma.load_validation_result(evaluation.uri)
+  failures = [html.escape(str(failure.metric_key.name) + ': ' + failure.message)
+              for per_slice in validation.metric_validations_per_slice
+              for failure in per_slice.failures]
+  versions = pusher.numbered_versions(serving_dir)
+
+  def cell(value: Optional[float]) -> str:
+    return 'none yet' if value is None else f'{value:.4f}'
+
+  rows = ''.join(f'<tr><td>{label}</td><td>{cell(candidate.get(key))}</td>'
+                 f'<td>{cell(candidate.get("gray_" + key))}</td><td>{cell(baseline.get(key))}</td></tr>'
+                 for key, label in METRICS)
+  grid = ''.join(
+      f'<tr><td><img src="{p["gray"]}"></td><td><img src="{p["output"]}"></td>'
+      f'<td><img src="{p["truth"]}"></td><td>{html.escape(p["source"])}</td></tr>'
+      for p in _grid(examples.uri, candidate_uri))
+  decision = ('<b class="ok">BLESSED</b> and pushed' if blessed else
+              '<b class="bad">NOT BLESSED</b>, not pushed')
+  page = f'''<!doctype html>
+<html><head><meta charset="utf-8"><title>colorizer run report</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 10px;text-align:left}}
+img{{width:192px;height:192px}} .ok{{color:#080}} .bad{{color:#b00}}</style></head><body>
+<h1>Colorization run</h1>
+<p>Written {datetime.datetime.now().isoformat(timespec="seconds")}. Candidate
+<code>{html.escape(candidate_uri)}</code>: {decision}.
+Candidate ab-MSE / gray ab-MSE: {candidate.get("ab_mse_vs_gray", float("nan")):.3f}.</p>
+{"<p>Failed gates:</p><ul>" + "".join(f"<li>{f}</li>" for f in failures) + "</ul>" if failures else ""}
+<p>Serving <code>{html.escape(serving_dir)}</code> holds versions {versions or "none"}.</p>
+<h2>Metrics on the eval split</h2>
+<table><tr><th>metric</th><th>candidate</th><th>gray baseline (ab = 0)</th>
+<th>last blessed model</th></tr>{rows}</table>
+<h2>Eval photos</h2>
+<table><tr><th>gray input</th><th>model output</th><th>truth</th><th>source</th></tr>{grid}</table>
+</body></html>'''
+  with tf.io.gfile.GFile(report_path, 'w') as f:
+    f.write(page)
