@@ -27,12 +27,14 @@ demo: $(STAMP)
 	$(VENV)/bin/colorizer run --data data/samples --output-root $(OUTPUTS) \
 	    --embedding-weights auto --train-steps 300 --batch-size 8 --epochs 10
 	@if [ -n "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" ]; then \
-	  $(VENV)/bin/colorizer colorize $(DEMO_PHOTOS) --model $(OUTPUTS)/serving_model \
-	      --out $(OUTPUTS)/colorized && \
-	  echo "Colourized (from their luminance alone) into $(OUTPUTS)/colorized/"; \
-	else \
-	  echo "The demo model was not blessed, so nothing was pushed: see $(OUTPUTS)/report.html"; \
-	fi
+	  model=$(OUTPUTS)/serving_model; \
+	 else \
+	  model=$$(ls -d $(OUTPUTS)/pipeline_root/Trainer/model/*/Format-Serving | sort -t/ -k5 -n | tail -1); \
+	  echo "The demo model was not blessed (see $(OUTPUTS)/report.html), so nothing was pushed;"; \
+	  echo "colourizing with the unblessed candidate $$model instead."; \
+	 fi; \
+	 $(VENV)/bin/colorizer colorize $(DEMO_PHOTOS) --model $$model --out $(OUTPUTS)/colorized && \
+	 echo "Colourized (from their luminance alone) into $(OUTPUTS)/colorized/"
 	@echo "Report: $(OUTPUTS)/report.html   Served model: $(OUTPUTS)/serving_model/"
 
 test: $(STAMP)

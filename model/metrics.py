@@ -79,11 +79,17 @@ class PSNR(_ColorizationMetric):
     self.count.assign_add(tf.cast(tf.shape(psnr)[0], tf.float32))
 
 
-class AuC(_ColorizationMetric):
+class AuC(tf.keras.metrics.Metric):
+  """One variable only, [within t for t = 0..150, pixel count]: TFMA merges a metric's
+  variables with one numpy addition, which fails when their shapes differ."""
 
-  def __init__(self, name='auc', gray=False, **kwargs):
-    super().__init__(name, gray, **kwargs)
-    self.within = self.add_weight('within', shape=[AUC_MAX_DISTANCE + 1], initializer='zeros')
+  def __init__(self, name='auc', gray=False, dtype=None, **kwargs):
+    super().__init__(name=name, dtype=dtype, **kwargs)
+    self.gray = gray
+    self.state = self.add_weight('state', shape=[AUC_MAX_DISTANCE + 2], initializer='zeros')
+
+  def get_config(self):
+    return {**super().get_config(), 'gray': self.gray}
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     _, ab_true, ab_pred = _split(y_true, y_pred, self.gray)
@@ -91,15 +97,15 @@ class AuC(_ColorizationMetric):
     # Pixels within t for every t: a histogram of the distance, summed cumulatively.
     bins = tf.cast(tf.math.ceil(tf.minimum(distance, AUC_MAX_DISTANCE + 1.0)), tf.int32)
     histogram = tf.math.bincount(bins, minlength=AUC_MAX_DISTANCE + 2, dtype=tf.float32)
-    self.within.assign_add(tf.cumsum(histogram)[:AUC_MAX_DISTANCE + 1])
-    self.count.assign_add(tf.cast(tf.size(distance), tf.float32))
+    count = tf.cast(tf.size(distance), tf.float32)
+    self.state.assign_add(tf.concat([tf.cumsum(histogram)[:AUC_MAX_DISTANCE + 1], [count]], 0))
 
   def result(self):
-    return 100.0 * tf.reduce_mean(tf.math.divide_no_nan(self.within, self.count))
+    within, count = self.state[:-1], self.state[-1]
+    return 100.0 * tf.reduce_mean(tf.math.divide_no_nan(within, count))
 
   def reset_state(self):
-    for variable in self.variables:  # Keras's own reset assigns a scalar 0 to each.
-      variable.assign(tf.zeros_like(variable))
+    self.state.assign(tf.zeros_like(self.state))  # Keras's own reset assigns a scalar 0.
 
 
 class Colourfulness(_ColorizationMetric):

@@ -159,6 +159,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  'backups in %s', fn_args.train_steps, epochs, global_batch,
                  type(strategy).__name__, strategy.num_replicas_in_sync, backup)
     colorizer.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, **validation)
+                  callbacks=callbacks, verbose=2, **validation)
   tf.keras.mixed_precision.set_global_policy('float32')
   serving.export(colorizer, weights, fn_args.serving_model_dir)

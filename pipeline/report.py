@@ -85,7 +85,8 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> None
   candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
   baseline = _metrics(evaluation.uri, 'baseline') if has_baseline else {}
   validation = tfma.load_validation_result(evaluation.uri)
-  failures = [html.escape(str(failure.metric_key.name) + ': ' + failure.message)
+  failures = [html.escape(f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
+                          f' fails {failure.metric_threshold}'.replace('\n', ' '))
               for per_slice in validation.metric_validations_per_slice
               for failure in per_slice.failures]
   versions = pusher.numbered_versions(serving_dir)

@@ -34,29 +34,32 @@ def yellow_blue_folder(tmp_path_factory):
   return str(folder)
 
 
+IN_MEMORY_BEAM = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+RUN_OPTIONS = dict(embedding_weights='none', eval_percent=25, train_steps=TRAIN_STEPS,
+                   eval_steps=2, hyperparameters=TRAIN_CONFIG)
+
+
+def newest(store, type_name):
+  return max(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+
+
 @pytest.fixture(scope='session')
 def trained(yellow_blue_folder, tmp_path_factory):
-  """PhotoExampleGen -> Trainer through LocalDagRunner on the yellow/blue photos.
-  Returns {'examples': Examples artifact, 'model': Model artifact, 'root': folder}."""
+  """The whole pipeline, run once through `local_runner.run` (LocalDagRunner) on the
+  yellow/blue photos. Returns its artifacts and folders."""
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
   from tfx.orchestration import metadata  # pylint: disable=import-outside-toplevel
-  from components import example_gen  # pylint: disable=import-outside-toplevel
+  from pipeline import local_runner  # pylint: disable=import-outside-toplevel
 
-  root = tmp_path_factory.mktemp('trained')
-  ingest = example_gen.PhotoExampleGen(input_base=yellow_blue_folder, eval_percent=25,
-                                       embedding_weights='none')
-  trainer = tfx.components.Trainer(
-      run_fn='model.trainer.run_fn', examples=ingest.outputs['examples'],
-      train_args=tfx.proto.TrainArgs(num_steps=TRAIN_STEPS),
-      eval_args=tfx.proto.EvalArgs(num_steps=2), custom_config=TRAIN_CONFIG)
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      str(root / 'metadata.db'))
-  tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-      pipeline_name='train-test', pipeline_root=str(root / 'pipeline_root'),
-      components=[ingest, trainer], metadata_connection_config=connection))
+  root = str(tmp_path_factory.mktemp('run'))
+  local_runner.run(yellow_blue_folder, root, beam_args=IN_MEMORY_BEAM, **RUN_OPTIONS)
+  where = local_runner.paths(root)
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(where['metadata'])
   with metadata.Metadata(connection) as store:
-    [examples] = store.store.get_artifacts_by_type('Examples')
-    [trained_model] = store.store.get_artifacts_by_type('Model')
-    [model_run] = store.store.get_artifacts_by_type('ModelRun')
-  return {'examples': examples, 'model': trained_model, 'model_run': model_run,
-          'serving_dir': os.path.join(trained_model.uri, 'Format-Serving'), 'root': str(root)}
+    artifacts = {name: newest(store.store, name)
+                 for name in ('Examples', 'Model', 'ModelRun', 'ModelBlessing', 'PushedModel')}
+  return {'examples': artifacts['Examples'], 'model': artifacts['Model'],
+          'model_run': artifacts['ModelRun'], 'blessing': artifacts['ModelBlessing'],
+          'pushed': artifacts['PushedModel'], 'connection': connection,
+          'serving_dir': os.path.join(artifacts['Model'].uri, 'Format-Serving'),
+          'data': yellow_blue_folder, 'root': root, **where}

@@ -1,14 +1,10 @@
-"""The Trainer: its run_fn in a LocalDagRunner pipeline, the input pipeline, the
-fingerprint check, kill-and-resume, and that it learns."""
+"""The Trainer: its run_fn in the LocalDagRunner pipeline, the input pipeline, the
+fingerprint check, and that it learns. (Kill-and-resume: tests/test_pipeline.py.)"""
 import csv
 import glob
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -90,39 +86,3 @@ def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
   with pytest.raises(ValueError, match='embedded with weights'):
     trainer.run_fn(args)
   assert not os.path.exists(tmp_path / 'serving')
-
-
-_TRAIN_SCRIPT = '''
-import json, sys
-import model
-from tfx import v1 as tfx
-from model import trainer
-trainer.run_fn(tfx.components.FnArgs(**json.loads(sys.argv[1])))
-'''
-
-
-def test_a_killed_training_resumes_where_it_stopped(trained, tmp_path):
-  examples = trained['examples']
-  run_dir = str(tmp_path / 'Trainer' / 'model_run' / '7')
-  args = {'train_files': split_files(examples, 'train'), 'eval_files': split_files(examples, 'eval'),
-          'train_steps': 20, 'eval_steps': 1, 'model_run_dir': run_dir,
-          'serving_model_dir': str(tmp_path / 'Trainer' / 'model' / '7' / 'Format-Serving'),
-          'custom_config': {**TRAIN_CONFIG, 'epochs': 5, 'batch_size': 2}}
-  command = [sys.executable, '-c', _TRAIN_SCRIPT, json.dumps(args)]
-  first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not epochs_logged(run_dir) and first.poll() is None and time.time() < deadline:
-    time.sleep(0.1)
-  first.send_signal(signal.SIGKILL)
-  first.wait()
-  done_before_kill = epochs_logged(run_dir)
-  assert done_before_kill and done_before_kill[-1] < 4, 'the kill came too late to test resuming'
-  assert glob.glob(str(tmp_path / 'Trainer' / 'backup' / '*'))
-
-  second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-  assert second.returncode == 0, second.stderr[-3000:]
-  epochs = epochs_logged(run_dir)
-  resumed_at = epochs[len(done_before_kill)]
-  assert resumed_at > 0 and resumed_at >= done_before_kill[-1]  # Not from the start.
-  assert epochs[-1] == 4
-  assert os.path.exists(os.path.join(args['serving_model_dir'], 'saved_model.pb'))

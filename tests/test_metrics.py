@@ -1,0 +1,58 @@
+"""The colorization metrics on inputs with known answers."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model import metrics
+from model import preprocessing as pp
+
+
+def labels(l, a, b, shape=(2, 8, 8)):
+  """Scaled `lab` labels with constant L, a, b."""
+  lab = np.stack([np.full(shape, l), np.full(shape, a), np.full(shape, b)], -1)
+  return tf.constant(np.concatenate([pp.scale_l(lab[..., :1]), pp.scale_ab(lab[..., 1:])], -1),
+                     tf.float32)
+
+
+def score(metric, y_true, y_pred):
+  metric.update_state(y_true, y_pred)
+  return float(metric.result())
+
+
+def test_a_perfect_prediction():
+  y_true = labels(60, 30, -40)
+  y_pred = y_true[..., 1:]
+  assert score(metrics.AbMSE(), y_true, y_pred) == pytest.approx(0.0)
+  assert score(metrics.AuC(), y_true, y_pred) == pytest.approx(100.0)
+  assert score(metrics.PSNR(), y_true, y_pred) > 60
+  assert score(metrics.AbMSEVsGray(), y_true, y_pred) == pytest.approx(0.0)
+  rgb = pp.lab_to_rgb(tf.constant([[[60.0, 30.0, -40.0]]])) * 255
+  assert score(metrics.Colourfulness(), y_true, y_pred) == pytest.approx(
+      0.3 * float(tf.norm([rgb[0, 0, 0] - rgb[0, 0, 1],
+                           0.5 * (rgb[0, 0, 0] + rgb[0, 0, 1]) - rgb[0, 0, 2]])), rel=0.02)
+
+
+def test_the_gray_prediction():
+  """Truth ab = (30, -40), 50 Lab units from gray: within t only for t >= 50."""
+  y_true = labels(60, 30, -40)
+  zeros = tf.zeros_like(y_true[..., 1:])
+  assert score(metrics.AbMSE(gray=True), y_true, y_true[..., 1:]) == pytest.approx(
+      (30 ** 2 + 40 ** 2) / 2 / 128 ** 2, rel=1e-5)
+  assert score(metrics.AbMSE(), y_true, zeros) == pytest.approx((30 ** 2 + 40 ** 2) / 2 / 128 ** 2,
+                                                                 rel=1e-5)
+  assert score(metrics.AuC(gray=True), y_true, y_true[..., 1:]) == pytest.approx(
+      100 * (150 - 50 + 1) / 151, rel=1e-5)
+  assert score(metrics.Colourfulness(gray=True), y_true, y_true[..., 1:]) == pytest.approx(0, abs=0.5)
+  assert score(metrics.AbMSEVsGray(), y_true, zeros) == pytest.approx(1.0)
+  gray_psnr = score(metrics.PSNR(gray=True), y_true, y_true[..., 1:])
+  assert 5 < gray_psnr < score(metrics.PSNR(), y_true, y_true[..., 1:] * 0.5)
+
+
+def test_metrics_accumulate_over_batches_and_reset():
+  metric = metrics.AuC()
+  y_true = labels(50, 10, 0)
+  metric.update_state(y_true, tf.zeros_like(y_true[..., 1:]))  # 10 units off: 140 of 151.
+  metric.update_state(y_true, y_true[..., 1:])                  # exact: 151 of 151.
+  assert float(metric.result()) == pytest.approx(100 * (141 + 151) / 2 / 151, rel=1e-5)
+  metric.reset_state()
+  assert float(metric.result()) == 0.0

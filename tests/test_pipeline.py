@@ -1,0 +1,132 @@
+"""The end-to-end pipeline through LocalDagRunner: gating, pushing, caching, a bad
+candidate, a killed run, and one run at a time per output root."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+from tfx.orchestration import metadata
+from ml_metadata.proto import metadata_store_pb2
+
+from components import pusher
+from conftest import IN_MEMORY_BEAM, RUN_OPTIONS, newest
+from model import serving
+from model import trainer
+from pipeline import local_runner
+from sample_images import encode, yellow_blue_image
+
+COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
+
+
+def executions_of_last_run(connection):
+  """{component id: execution state} of the newest pipeline run."""
+  with metadata.Metadata(connection) as m:
+    last = max(m.store.get_contexts_by_type('pipeline_run'), key=lambda c: c.id)
+    states = {}
+    for execution in m.store.get_executions_by_context(last.id):
+      [node] = [c for c in m.store.get_contexts_by_execution(execution.id)
+                if c.type == 'node']
+      states[node.name.split('.')[-1]] = metadata_store_pb2.Execution.State.Name(
+          execution.last_known_state)
+    return states
+
+
+def test_first_run_is_blessed_pushed_and_serves(trained, tmp_path):
+  assert trained['blessing'].custom_properties['blessed'].int_value == 1
+  versions = pusher.numbered_versions(trained['serving_model'])
+  assert len(versions) == 1
+  assert not [name for name in os.listdir(trained['serving_model']) if name.startswith('.')]
+  model_dir = serving.latest_version(trained['serving_model'])
+  gray = np.asarray(Image.fromarray(yellow_blue_image(123, 100)).convert('L'))
+  signature = tf.saved_model.load(model_dir).signatures['serving_default']
+  output = signature(image_bytes=tf.constant([encode(gray, 'PNG')]))['colorized_bytes']
+  assert np.asarray(Image.open(__import__('io').BytesIO(output.numpy()[0]))).shape == (100, 100, 3)
+  page = open(trained['report']).read()
+  assert 'BLESSED' in page and 'gray baseline' in page and page.count('<img') >= 3 * 5
+
+
+def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
+  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **RUN_OPTIONS)
+  states = executions_of_last_run(trained['connection'])
+  assert states['PhotoExampleGen'] == 'CACHED' and states['Trainer'] == 'CACHED'
+  assert states['Evaluator'] == 'CACHED'
+  assert len(pusher.numbered_versions(trained['serving_model'])) == 1
+
+
+def test_a_bad_candidate_is_neither_blessed_nor_pushed(trained):
+  before = pusher.numbered_versions(trained['serving_model'])
+  options = {**RUN_OPTIONS, 'train_steps': 3,
+             'hyperparameters': {**RUN_OPTIONS['hyperparameters'], 'learning_rate': 0.0}}
+  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **options)
+  with metadata.Metadata(trained['connection']) as m:
+    blessing = newest(m.store, 'ModelBlessing')
+  assert blessing.id != trained['blessing'].id
+  assert blessing.custom_properties['blessed'].int_value == 0
+  assert pusher.numbered_versions(trained['serving_model']) == before
+  states = executions_of_last_run(trained['connection'])
+  assert 'AtomicPusher' not in states or states['AtomicPusher'] != 'COMPLETE'
+  assert 'NOT BLESSED' in open(trained['report']).read()
+
+
+def _epochs(csv_path):
+  if not os.path.exists(csv_path):
+    return []
+  with open(csv_path) as f:
+    return [int(row['epoch']) for row in csv.DictReader(f)]
+
+
+def test_a_run_killed_during_training_resumes_and_completes(trained):
+  model_runs = os.path.join(trained['pipeline_root'], 'Trainer', 'model_run')
+  before = set(os.listdir(model_runs))
+  command = [COLORIZER, 'run', '--data', trained['data'], '--output-root', trained['root'],
+             '--embedding-weights', 'none', '--eval-percent', '25', '--train-steps', '20',
+             '--eval-steps', '1', '--epochs', '5', '--batch-size', '2',
+             *[f'--beam-arg={arg}' for arg in IN_MEMORY_BEAM]]
+  first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+  logs = []
+  deadline = time.time() + 400
+  while first.poll() is None and time.time() < deadline:
+    logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
+            for name in set(os.listdir(model_runs)) - before]
+    if logs and _epochs(logs[0]):
+      break
+    time.sleep(0.1)
+  os.killpg(first.pid, signal.SIGKILL)
+  first.wait()
+  assert logs and 0 < len(_epochs(logs[0])) < 5, 'the kill came too late to test resuming'
+
+  second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+  assert second.returncode == 0, second.stderr[-3000:]
+  new_logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
+              for name in set(os.listdir(model_runs)) - before if
+              os.path.join(model_runs, name, trainer.TRAINING_LOG) not in logs]
+  resumed = _epochs(new_logs[0])
+  assert resumed[0] > 0 and resumed[-1] == 4  # It went on from its last epoch, to the end.
+  assert 'Pipeline finished' in second.stdout
+
+
+def test_a_second_run_on_the_same_output_root_exits_with_a_clear_message(tmp_path):
+  with local_runner.exclusive(str(tmp_path)):
+    result = subprocess.run(
+        [COLORIZER, 'run', '--data', str(tmp_path), '--output-root', str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 3
+  assert f'another colorizer run (pid {os.getpid()}) is using' in result.stderr
+
+
+def test_push_is_atomic_and_keeps_the_newest_versions(trained, tmp_path):
+  serving_dir = str(tmp_path / 'serving')
+  model_dir = trained['serving_dir']
+  pushed = [pusher.push_atomically(model_dir, serving_dir, keep_versions=2) for _ in range(3)]
+  versions = pusher.numbered_versions(serving_dir)
+  assert len(versions) == 2 and versions == sorted(set(versions))
+  assert [os.path.basename(p) for p in pushed[1:]] == [str(v) for v in versions]
+  assert sorted(os.listdir(serving_dir)) == sorted(str(v) for v in versions)  # No leftovers.
+  assert os.path.exists(os.path.join(pushed[-1], 'saved_model.pb'))
+  assert os.path.exists(os.path.join(pushed[-1], 'variables'))
