@@ -6,7 +6,8 @@ model to `<serving dir>/.incoming-<version>/`, which TF Serving ignores (not a n
 then renames it into place; on object stores without rename (gs://) it copies the
 variables first and `saved_model.pb` last, the file servers wait for. Afterwards it
 keeps the newest `keep_versions` versions and deletes older ones, only once the new
-one is complete.
+one is complete. A model that is already the newest version (`assets.extra/pushed_from`
+names its source) is not pushed again.
 """
 import os
 import time
@@ -27,6 +28,7 @@ from tfx.utils import proto_utils
 
 KEEP_VERSIONS = 'keep_versions'
 _INCOMING = '.incoming-'
+PUSHED_FROM = os.path.join('assets.extra', 'pushed_from')  # Ignored by TF Serving.
 
 
 def numbered_versions(serving_dir: str) -> List[int]:
@@ -36,20 +38,36 @@ def numbered_versions(serving_dir: str) -> List[int]:
                 if name.rstrip('/').isdigit())
 
 
+def _pushed_from(version_dir: str) -> str:
+  path = os.path.join(version_dir, PUSHED_FROM)
+  return fileio.open(path).read().strip() if fileio.exists(path) else ''
+
+
 def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> str:
-  """Copies the SavedModel at `model_path` to a new numbered version; returns its path."""
+  """Copies the SavedModel at `model_path` to a new numbered version; returns its path.
+  A model that is already the newest version is not pushed again."""
   existing = numbered_versions(serving_dir)
+  if existing:
+    newest = os.path.join(serving_dir, str(existing[-1]))
+    if _pushed_from(newest) == model_path:
+      logging.info('%s is already served as %s', model_path, newest)
+      return newest
   version = max([int(time.time())] + [v + 1 for v in existing])
   final = os.path.join(serving_dir, str(version))
   fileio.makedirs(serving_dir)
   if '://' in serving_dir:
+    staged = final
     io_utils.copy_dir(model_path, final, deny_regex_patterns=[r'saved_model\.pb'])
+  else:
+    staged = os.path.join(serving_dir, f'{_INCOMING}{version}')
+    io_utils.copy_dir(model_path, staged)
+  fileio.makedirs(os.path.dirname(os.path.join(staged, PUSHED_FROM)))
+  io_utils.write_string_file(os.path.join(staged, PUSHED_FROM), model_path)
+  if staged == final:
     io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
                        os.path.join(final, 'saved_model.pb'))
   else:
-    incoming = os.path.join(serving_dir, f'{_INCOMING}{version}')
-    io_utils.copy_dir(model_path, incoming)
-    os.rename(incoming, final)
+    os.rename(staged, final)
   for old in numbered_versions(serving_dir)[:-keep_versions] if keep_versions > 0 else []:
     fileio.rmtree(os.path.join(serving_dir, str(old)))
   logging.info('Pushed %s as %s', model_path, final)

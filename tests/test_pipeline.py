@@ -2,6 +2,7 @@
 candidate, a killed run, and one run at a time per output root."""
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,10 +52,17 @@ def test_first_run_is_blessed_pushed_and_serves(trained, tmp_path):
 
 
 def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
+  """The first re-run reuses ingestion and training; its Evaluator runs once more,
+  since a blessed baseline now exists (the same model), and the same model is not
+  pushed twice. From then on everything is cached."""
   local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **RUN_OPTIONS)
   states = executions_of_last_run(trained['connection'])
   assert states['PhotoExampleGen'] == 'CACHED' and states['Trainer'] == 'CACHED'
-  assert states['Evaluator'] == 'CACHED'
+  assert len(pusher.numbered_versions(trained['serving_model'])) == 1
+  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **RUN_OPTIONS)
+  states = executions_of_last_run(trained['connection'])
+  del states['latest_blessed_model_resolver']  # A resolver resolves; it has no cache.
+  assert set(states.values()) == {'CACHED'}, states
   assert len(pusher.numbered_versions(trained['serving_model'])) == 1
 
 
@@ -122,8 +130,12 @@ def test_a_second_run_on_the_same_output_root_exits_with_a_clear_message(tmp_pat
 
 def test_push_is_atomic_and_keeps_the_newest_versions(trained, tmp_path):
   serving_dir = str(tmp_path / 'serving')
-  model_dir = trained['serving_dir']
-  pushed = [pusher.push_atomically(model_dir, serving_dir, keep_versions=2) for _ in range(3)]
+  models = []
+  for i in range(3):
+    models.append(str(tmp_path / f'model-{i}'))
+    shutil.copytree(trained['serving_dir'], models[-1])
+  pushed = [pusher.push_atomically(model, serving_dir, keep_versions=2) for model in models]
+  assert pusher.push_atomically(models[-1], serving_dir, keep_versions=2) == pushed[-1]
   versions = pusher.numbered_versions(serving_dir)
   assert len(versions) == 2 and versions == sorted(set(versions))
   assert [os.path.basename(p) for p in pushed[1:]] == [str(v) for v in versions]
