@@ -112,7 +112,7 @@ def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
     raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   start = time.time()
   try:
-    report = local_runner.run(
+    local_runner.run(
         fv.data, fv['output-root'].value, beam_args=fv['beam-arg'].value,
         embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
         train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
-from tfx.types import artifact_utils
 
 from components import example_gen
 from components import ingest
