@@ -10,13 +10,11 @@ of tf.Examples), so later components consume it unchanged, plus:
   weights the embeddings were computed with (the Trainer checks it);
 - the custom properties `written` and `rejected`, the counts of files.
 """
-import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
@@ -71,16 +69,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name, _ in splits}
     report_uri = os.path.join(examples.uri, ingest.REPORT_FILE)
 
-    ingest.check_matches(pattern)
-    weights = embedding.resolve_weights(exec_properties[EMBEDDING_WEIGHTS_KEY])
-    with self._make_beam_pipeline() as pipeline:
-      _ = (pipeline
-           | 'IngestPhotos' >> ingest.IngestPhotos(
-               pattern, weights, split_dirs, splits, exec_properties[MAX_MEGAPIXELS_KEY])
-           | 'WriteReport' >> ingest.WriteReport(report_uri, weights.fingerprint))
-
-    with tf.io.gfile.GFile(report_uri) as f:
-      report = json.load(f)
+    report, weights = ingest.run_job(
+        self._make_beam_pipeline(), pattern, exec_properties[EMBEDDING_WEIGHTS_KEY],
+        split_dirs, splits, report_uri, exec_properties[MAX_MEGAPIXELS_KEY])
     examples.set_string_custom_property(EMBEDDING_WEIGHTS_KEY, weights.fingerprint)
     examples.set_int_custom_property('written', report['written'])
     examples.set_int_custom_property('rejected', report['total'] - report['written'])

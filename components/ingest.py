@@ -362,6 +362,21 @@ def check_matches(pattern: str) -> int:
   return count
 
 
+def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
+            split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]], report_uri: str,
+            max_megapixels: float) -> Tuple[dict, embedding.EmbeddingWeights]:
+  """Runs the ingestion job on `pipeline` (standalone or a TFX executor's); returns the
+  report it wrote and the weights it embedded with."""
+  check_matches(pattern)
+  weights = embedding.resolve_weights(embedding_weights)
+  with pipeline:
+    _ = (pipeline
+         | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels)
+         | 'WriteReport' >> WriteReport(report_uri, weights.fingerprint))
+  with tf.io.gfile.GFile(report_uri) as f:
+    return json.load(f), weights
+
+
 def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
            eval_percent: int = 10, max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
            beam_args: Sequence[str] = ()) -> dict:
@@ -370,16 +385,11 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
     raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
                      'records mix with these')
   pattern = file_pattern(data)
-  check_matches(pattern)
-  weights = embedding.resolve_weights(embedding_weights)
   splits = splits_from_eval_percent(eval_percent)
   split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in splits}
-  report_uri = os.path.join(out, REPORT_FILE)
-  tf.io.gfile.makedirs(out)
   logging.info('Ingesting %s into %s', pattern, out)
-  with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-    _ = (pipeline
-         | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels)
-         | 'WriteReport' >> WriteReport(report_uri, weights.fingerprint))
-  with tf.io.gfile.GFile(report_uri) as f:
-    return json.load(f)
+  tf.io.gfile.makedirs(out)
+  report, _ = run_job(beam.Pipeline(options=PipelineOptions(list(beam_args))), pattern,
+                      embedding_weights, split_dirs, splits, os.path.join(out, REPORT_FILE),
+                      max_megapixels)
+  return report
