@@ -1,7 +1,8 @@
 """Installs the colorization pipeline and its `colorizer` command.
 
-Also the file Dataflow workers install (`--setup_file=./setup.py`), so it lists
-every package that Beam stages import. Exact versions come from constraints.txt:
+Also the file Dataflow workers install (`--setup_file`; `colorizer compile` points it at
+the copy inside the image, /colorizer/setup.py), so it lists every package that Beam
+stages import. Exact versions come from constraints.txt:
 `pip install -c constraints.txt -e .`
 """
 import setuptools

@@ -10,6 +10,7 @@ wherever the network is built:
   the weights, which are seeded and so the same on every build.
 """
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -88,6 +89,44 @@ def imagenet_weights_file() -> str:
     socket.setdefaulttimeout(previous)
 
 
+def stage_weights(destination: str, source: Optional[str] = None) -> EmbeddingWeights:
+  """Copies Inception-ResNet-v2 weights to `destination` (a path or gs:// uri ending in
+  .h5), so a cluster without internet egress can use `--embedding-weights destination`.
+
+  `source` defaults to the ImageNet weights in the Keras cache (downloaded there first if
+  missing, checked against Keras's md5); another file must load into the network. The
+  copy lands under a temporary name, is renamed, and is checked against the source's
+  sha256; staging the same file again is a no-op.
+  """
+  if not destination.endswith('.h5'):
+    raise ValueError(f'--to {destination!r}: name the destination file, ending in .h5 '
+                     '(Keras reads weights files by their extension)')
+  if source is None:
+    source = imagenet_weights_file()
+  elif not tf.io.gfile.exists(source):
+    raise ValueError(f'--from {source!r}: no such file')
+  else:
+    try:
+      _build(_local_copy(source))
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f'--from {source!r} does not load into Inception-ResNet-v2 '
+                       f'(299x299, with the 1000-class top): {e}') from e
+  expected = file_sha256(source)
+  if tf.io.gfile.exists(destination):
+    if file_sha256(destination) == expected:
+      return EmbeddingWeights(destination, expected)
+    raise ValueError(f'--to {destination!r} already holds other weights; choose another '
+                     'name (runs recorded with those weights refer to it)')
+  tf.io.gfile.makedirs(os.path.dirname(destination))
+  partial = destination + '.partial'
+  tf.io.gfile.copy(source, partial, overwrite=True)
+  tf.io.gfile.rename(partial, destination)
+  actual = file_sha256(destination)
+  if actual != expected:
+    raise RuntimeError(f'{destination}: sha256 {actual} after copying, {expected} before')
+  return EmbeddingWeights(destination, actual)
+
+
 def file_sha256(uri: str) -> str:
   digest = hashlib.sha256()
   with tf.io.gfile.GFile(uri, 'rb') as f:
@@ -103,8 +142,15 @@ def weights_sha256(model: tf.keras.Model) -> str:
   return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _random_model() -> tf.keras.Model:
+  """The seeded random network, built once per process (4 s a build): inference only."""
+  return _build(None)
+
+
+@functools.lru_cache(maxsize=1)
 def _random_fingerprint() -> str:
-  return f'{RANDOM_INIT}:{weights_sha256(_build(None))}'
+  return f'{RANDOM_INIT}:{weights_sha256(_random_model())}'
 
 
 def _build(weights_file: Optional[str]) -> tf.keras.Model:
@@ -131,8 +177,8 @@ def build_embedder(weights: EmbeddingWeights) -> tf.keras.Model:
   """Inception-ResNet-v2 with `weights`: [N, 299, 299, 3] (`preprocessing.embedding_input`)
   -> [N, 1000]. Raises if the weights built do not match the fingerprint."""
   if weights.is_random:
-    model = _build(None)
-    actual = f'{RANDOM_INIT}:{weights_sha256(model)}'
+    model = _random_model()
+    actual = _random_fingerprint()
   else:
     local = _local_copy(weights.uri)
     actual = file_sha256(local)

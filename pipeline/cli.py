@@ -3,6 +3,9 @@
   colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
   colorizer run --data PHOTOS --output-root DIR        ingest, train, evaluate, push
   colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
+  colorizer compile --output pipeline.yaml ...         for Kubeflow Pipelines / Vertex AI
+  colorizer submit | schedule --package pipeline.yaml  run it once / on a cron schedule
+  colorizer stage-weights --to gs://.../irv2.h5        ImageNet weights for offline clusters
 
 `colorizer COMMAND --help` lists a command's flags.
 """
@@ -75,12 +78,8 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   print(f'  embedding weights  {report["embedding_weights"]}')
 
 
-def _run_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string('data', None, 'Photos: a folder, a glob, local or gs://; may hold '
-                      '{SPAN} (e.g. photos/span-{SPAN}) to take the newest span.',
-                      flag_values=fv, required=True)
-  flags.DEFINE_string('output-root', None, 'Folder for pipeline_root/, metadata.db, '
-                      'serving_model/ and report.html.', flag_values=fv, required=True)
+def _training_flags(fv: flags.FlagValues) -> None:
+  """The pipeline's knobs, shared by `run` (this machine) and `compile` (a cluster)."""
   flags.DEFINE_integer('train-steps', configs.TRAIN_STEPS, 'Training steps.', flag_values=fv)
   flags.DEFINE_integer('eval-steps', configs.EVAL_STEPS, 'Validation steps per epoch.',
                        flag_values=fv)
@@ -106,21 +105,36 @@ def _run_flags(fv: flags.FlagValues) -> None:
                             flag_values=fv)
 
 
+def _pipeline_options(fv: flags.FlagValues) -> dict:
+  """create_pipeline's keyword arguments from _training_flags."""
+  return dict(
+      embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
+      train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
+      hyperparameters={'batch_size': fv['batch-size'].value,
+                       'learning_rate': fv['learning-rate'].value,
+                       'epochs': fv['epochs'].value},
+      min_improvement_over_gray=fv['min-improvement-over-gray'].value,
+      max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
+
+
+def _run_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('data', None, 'Photos: a folder, a glob, local or gs://; may hold '
+                      '{SPAN} (e.g. photos/span-{SPAN}) to take the newest span.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('output-root', None, 'Folder (on this machine: it holds the SQLite '
+                      'metadata and a lock) for pipeline_root/, metadata.db, serving_model/ '
+                      'and report.html.', flag_values=fv, required=True)
+  _training_flags(fv)
+
+
 def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import local_runner  # pylint: disable=import-outside-toplevel
   if args:
     raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   start = time.time()
   try:
-    local_runner.run(
-        fv.data, fv['output-root'].value, beam_args=fv['beam-arg'].value,
-        embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
-        train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
-        hyperparameters={'batch_size': fv['batch-size'].value,
-                         'learning_rate': fv['learning-rate'].value,
-                         'epochs': fv['epochs'].value},
-        min_improvement_over_gray=fv['min-improvement-over-gray'].value,
-        max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
+    local_runner.run(fv.data, fv['output-root'].value, beam_args=fv['beam-arg'].value,
+                     **_pipeline_options(fv))
   except local_runner.RunInProgress as e:
     print(f'colorizer run: {e}', file=sys.stderr)
     return 3
@@ -150,18 +164,166 @@ def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
   return 1 if failures else 0
 
 
+def _compile_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('output', None, 'pipeline.yaml (the PipelineSpec Kubeflow Pipelines '
+                      'takes) or pipeline.json (the PipelineJob Vertex AI takes).',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('pipeline-root', None, 'gs:// folder for the pipeline\'s artifacts.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('data', None, 'gs:// folder or glob of photos; may hold {SPAN} '
+                      '(gs://bucket/photos/span-{SPAN}) so each run takes the newest span.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('serving-dir', None, 'Where blessed models are pushed (default: '
+                      '<pipeline-root>/serving_model).', flag_values=fv)
+  flags.DEFINE_string('image', configs.PIPELINE_IMAGE, 'The image built from '
+                      'kubeflow/Dockerfile that every step runs in.', flag_values=fv)
+  flags.DEFINE_string('gpu-type', None, 'The Trainer\'s GPU: on Vertex AI an accelerator '
+                      'type (NVIDIA_TESLA_T4, NVIDIA_L4, ...); on Kubeflow Pipelines the '
+                      'Kubernetes resource (nvidia.com/gpu). None: train on CPU.',
+                      flag_values=fv)
+  flags.DEFINE_integer('gpu-count', configs.TRAINER_GPU_COUNT, 'GPUs for the Trainer.',
+                       flag_values=fv)
+  flags.DEFINE_float('trainer-cpu', configs.TRAINER_CPU_LIMIT, 'vCPUs for the Trainer.',
+                     flag_values=fv)
+  flags.DEFINE_float('trainer-memory-gb', configs.TRAINER_MEMORY_LIMIT_GB, 'Memory (GB) '
+                     'for the Trainer.', flag_values=fv)
+  flags.DEFINE_string('beam-runner', 'DirectRunner', 'Beam runner of the ingestion and '
+                      'Evaluator steps: DirectRunner (inside the step\'s container) or '
+                      'DataflowRunner.', flag_values=fv)
+  flags.DEFINE_string('project', None, 'Google Cloud project (Dataflow).', flag_values=fv)
+  flags.DEFINE_string('region', None, 'Dataflow region, e.g. us-central1.', flag_values=fv)
+  flags.DEFINE_string('temp-location', None, 'gs:// folder for Dataflow\'s temporary files.',
+                      flag_values=fv)
+  _training_flags(fv)
+
+
+def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  root = fv['pipeline-root'].value
+  if '://' not in root:
+    raise flags.Error(f'--pipeline-root {root!r}: every step runs on another machine; '
+                      'give a gs:// folder')
+  job = kubeflow_runner.compile_pipeline(
+      fv.output, root, fv.data, serving_dir=fv['serving-dir'].value, image=fv.image,
+      resources=kubeflow_runner.trainer_resources(
+          fv['gpu-type'].value, fv['gpu-count'].value, fv['trainer-cpu'].value,
+          fv['trainer-memory-gb'].value),
+      beam_pipeline_args=kubeflow_runner.beam_args(
+          fv['beam-runner'].value, fv.project, fv.region, fv['temp-location'].value,
+          extra=fv['beam-arg'].value),
+      **_pipeline_options(fv))
+  steps = ', '.join(job['pipelineSpec']['root']['dag']['tasks'])
+  print(f'Wrote {fv.output} ({steps}), image {fv.image}')
+  return 0
+
+
+def _orchestrator_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('package', None, 'The file `colorizer compile` wrote (.yaml for '
+                      'Kubeflow Pipelines; .json or .yaml for Vertex AI).', flag_values=fv,
+                      required=True)
+  flags.DEFINE_string('host', None, 'Kubeflow Pipelines endpoint, e.g. '
+                      'http://localhost:8080 after `kubectl port-forward`.', flag_values=fv)
+  flags.DEFINE_string('experiment', configs.PIPELINE_NAME, 'KFP experiment.', flag_values=fv)
+  flags.DEFINE_bool('vertex', False, 'Submit to Vertex AI Pipelines instead (with '
+                    '--project and --region).', flag_values=fv)
+  flags.DEFINE_string('project', None, 'Google Cloud project (Vertex AI).', flag_values=fv)
+  flags.DEFINE_string('region', None, 'Vertex AI region, e.g. us-central1.', flag_values=fv)
+  flags.DEFINE_string('service-account', None, 'Service account the Vertex AI run uses.',
+                      flag_values=fv)
+  flags.DEFINE_string('api-endpoint', None, 'Vertex AI API endpoint, for private '
+                      'endpoints (default: the region\'s public one).', flag_values=fv)
+
+
+def _check_orchestrator(fv: flags.FlagValues, args: List[str]) -> None:
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  if fv.vertex and not (fv.project and fv.region):
+    raise flags.Error('--vertex needs --project and --region')
+  if not fv.vertex and not fv.host:
+    raise flags.Error('give --host (Kubeflow Pipelines) or --vertex --project --region')
+
+
+def _submit_flags(fv: flags.FlagValues) -> None:
+  _orchestrator_flags(fv)
+  flags.DEFINE_string('run-name', None, 'Name of the run (default: the package name and '
+                      'the time).', flag_values=fv)
+
+
+def _run_submit(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import submit  # pylint: disable=import-outside-toplevel
+  _check_orchestrator(fv, args)
+  if fv.vertex:
+    done = submit.submit_vertex(fv.package, fv.project, fv.region,
+                                run_name=fv['run-name'].value or configs.PIPELINE_NAME,
+                                service_account=fv['service-account'].value,
+                                api_endpoint=fv['api-endpoint'].value)
+  else:
+    done = submit.submit_kfp(fv.host, fv.package, fv.experiment, fv['run-name'].value)
+  print(f'Submitted run {done.id}\n  {done.link}')
+  return 0
+
+
+def _schedule_flags(fv: flags.FlagValues) -> None:
+  _orchestrator_flags(fv)
+  flags.DEFINE_string('cron', None, 'When to run, as cron "minute hour day month weekday" '
+                      '(e.g. "0 3 * * 1": Mondays 03:00); Vertex AI also takes a '
+                      '"TZ=Europe/Berlin " prefix.', flag_values=fv, required=True)
+  flags.DEFINE_string('name', f'{configs.PIPELINE_NAME} retraining', 'Name of the schedule.',
+                      flag_values=fv)
+
+
+def _run_schedule(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import submit  # pylint: disable=import-outside-toplevel
+  _check_orchestrator(fv, args)
+  if fv.vertex:
+    done = submit.schedule_vertex(fv.package, fv.project, fv.region, fv.cron, fv.name,
+                                  service_account=fv['service-account'].value,
+                                  api_endpoint=fv['api-endpoint'].value)
+  else:
+    done = submit.schedule_kfp(fv.host, fv.package, fv.cron, fv.experiment, fv.name)
+  print(f'Scheduled {done.id} ({fv.cron}; at most one run at a time, no catch-up)\n'
+        f'  {done.link}')
+  return 0
+
+
+def _stage_weights_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('to', None, 'Destination .h5 (gs://bucket/weights/'
+                      'inception_resnet_v2.h5, or a path).', flag_values=fv, required=True)
+  flags.DEFINE_string('from', None, 'Weights file to stage (default: the ImageNet weights '
+                      'in the Keras cache, downloaded there first if missing).',
+                      flag_values=fv)
+
+
+def _run_stage_weights(fv: flags.FlagValues, args: List[str]) -> int:
+  from model import embedding  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  weights = embedding.stage_weights(fv.to, fv['from'].value)
+  print(f'Staged {weights.uri} (sha256 {weights.fingerprint})\n'
+        f'  use it with --embedding-weights {weights.uri}')
+  return 0
+
+
 COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                           Callable[[flags.FlagValues, List[str]], int], str]] = {
     'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
     'run': (_run_flags, _run_run, 'the whole pipeline on this machine (LocalDagRunner)'),
     'colorize': (_colorize_flags, _run_colorize,
                  'INPUT... -> colour photos, with a trained model'),
+    'compile': (_compile_flags, _run_compile,
+                'the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)'),
+    'submit': (_submit_flags, _run_submit, 'run a compiled pipeline once (KFP or Vertex AI)'),
+    'schedule': (_schedule_flags, _run_schedule, 'run a compiled pipeline on a cron schedule'),
+    'stage-weights': (_stage_weights_flags, _run_stage_weights,
+                      'copy Inception-ResNet-v2 weights to a bucket, for offline clusters'),
 }
 
 
 def _usage() -> str:
   lines = ['usage: colorizer COMMAND [flags]   (colorizer COMMAND --help for its flags)', '']
-  lines += [f'  {name:10s} {doc}' for name, (_, _, doc) in COMMANDS.items()]
+  lines += [f'  {name:14s} {doc}' for name, (_, _, doc) in COMMANDS.items()]
   return '\n'.join(lines)
 
 

@@ -43,6 +43,21 @@ def _output_name(path: str, fmt: str, taken: set) -> str:
   return name
 
 
+def colorize_photo(signature, data: bytes,
+                   max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS) -> bytes:
+  """One encoded photo (any format ingestion reads) -> the colourized PNG, at its size.
+
+  Pillow decodes it (with the same checks as ingestion: size from the header first, so a
+  decompression bomb is refused before it is decoded) and hands `serving_default`
+  lossless PNG. Raises preprocessing.PhotoRejected for a photo it cannot take.
+  """
+  photo = preprocessing.decode_photo(data, max_megapixels)
+  png = io.BytesIO()
+  Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
+  result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})
+  return result[serving.OUTPUT_KEY].numpy()[0]
+
+
 def colorize_files(inputs: Iterable[str], model_dir: str, out: str, fmt: str = 'png',
                    max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS) -> List[str]:
   """Colourizes every input into `out`; returns the inputs that failed."""
@@ -53,11 +68,7 @@ def colorize_files(inputs: Iterable[str], model_dir: str, out: str, fmt: str = '
   for path in tqdm(files, desc='colorize', unit='photo', disable=len(files) < 2):
     try:
       with tf.io.gfile.GFile(path, 'rb') as f:
-        photo = preprocessing.decode_photo(f.read(), max_megapixels)
-      png = io.BytesIO()
-      Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
-      result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})
-      colour = result[serving.OUTPUT_KEY].numpy()[0]
+        colour = colorize_photo(signature, f.read(), max_megapixels)
       if fmt == 'jpg':
         jpeg = io.BytesIO()
         Image.open(io.BytesIO(colour)).save(jpeg, 'JPEG', quality=95)

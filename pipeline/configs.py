@@ -26,3 +26,10 @@ SHUFFLE_BUFFER = 256
 MIN_IMPROVEMENT_OVER_GRAY = 0.05  # ab-MSE must be at least 5% under the gray baseline's
 MAX_REGRESSION = 0.002            # and at most this much above the last blessed model's
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
+
+# Kubeflow Pipelines / Vertex AI (`colorizer compile`)
+PIPELINE_IMAGE = 'colorizer:latest'  # built from kubeflow/Dockerfile; --image names yours
+IMAGE_PROJECT_DIR = '/colorizer'     # where kubeflow/Dockerfile puts this project
+TRAINER_CPU_LIMIT = 8.0              # the Trainer's node; the other steps ask for nothing
+TRAINER_MEMORY_LIMIT_GB = 30.0
+TRAINER_GPU_COUNT = 1                # with --gpu-type

@@ -8,6 +8,7 @@ file's fate is in ingestion's own report, so TFDV would check nothing new.
 """
 from typing import Dict, List, Optional
 
+from kfp.pipeline_spec import pipeline_spec_pb2
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -70,8 +71,14 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
+    trainer_resources: Optional[
+        pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec] = None,
 ) -> tfx.dsl.Pipeline:
-  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN})."""
+  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN}).
+
+  `trainer_resources` (Kubeflow / Vertex AI only) are the Trainer's CPU, memory and
+  GPUs; the other steps ask for none.
+  """
   input_base, pattern = example_gen.input_base_and_pattern(data)
   ingest = example_gen.PhotoExampleGen(
       input_base=input_base, pattern=pattern, eval_percent=eval_percent,
@@ -83,6 +90,8 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(num_steps=train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
       custom_config={**(hyperparameters or {}), 'embedding_weights': embedding_weights})
+  if trainer_resources is not None:
+    trainer.with_platform_config(trainer_resources)
 
   baseline = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

@@ -63,3 +63,33 @@ def trained(yellow_blue_folder, tmp_path_factory):
           'pushed': artifacts['PushedModel'], 'connection': connection,
           'serving_dir': os.path.join(artifacts['Model'].uri, 'Format-Serving'),
           'data': yellow_blue_folder, 'root': root, **where}
+
+
+# What `colorizer compile` is given in the Kubeflow tests: a Vertex-style GPU Trainer and
+# ingestion and evaluation on Dataflow.
+CLUSTER = dict(pipeline_root='gs://colorizer-test/root',
+               data='gs://colorizer-test/photos/span-{SPAN}',
+               image='europe-docker.pkg.dev/colorizer-test/images/colorizer:1.0',
+               gpu_type='NVIDIA_TESLA_T4', gpu_count=2, project='colorizer-test',
+               region='europe-west4', temp_location='gs://colorizer-test/tmp',
+               embedding_weights='gs://colorizer-test/weights/inception_resnet_v2.h5')
+
+
+@pytest.fixture(scope='session')
+def compiled(tmp_path_factory):
+  """The pipeline compiled by `colorizer compile` (in this process) for Kubeflow
+  Pipelines (.yaml) and Vertex AI (.json). Returns {'.yaml': path, '.json': path}."""
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  folder = tmp_path_factory.mktemp('compiled')
+  paths = {}
+  for suffix in ('.yaml', '.json'):
+    paths[suffix] = str(folder / f'pipeline{suffix}')
+    assert cli.main([
+        'colorizer', 'compile', '--output', paths[suffix],
+        '--pipeline-root', CLUSTER['pipeline_root'], '--data', CLUSTER['data'],
+        '--image', CLUSTER['image'], '--gpu-type', CLUSTER['gpu_type'],
+        '--gpu-count', str(CLUSTER['gpu_count']), '--beam-runner', 'DataflowRunner',
+        '--project', CLUSTER['project'], '--region', CLUSTER['region'],
+        '--temp-location', CLUSTER['temp_location'],
+        '--embedding-weights', CLUSTER['embedding_weights']]) == 0
+  return paths
