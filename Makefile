@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUTPUTS ?= outputs
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv browser clean
 
 venv: $(STAMP)
 
@@ -37,7 +37,11 @@ demo: $(STAMP)
 	 echo "Colourized (from their luminance alone) into $(OUTPUTS)/colorized/"
 	@echo "Report: $(OUTPUTS)/report.html   Served model: $(OUTPUTS)/serving_model/"
 
-test: $(STAMP)
+# Debian's chromium, for the web page's browser test (installed once, with apt).
+browser:
+	@scripts/install_chromium.sh
+
+test: $(STAMP) browser
 	$(PY) -m pytest tests
 
 clean:

@@ -16,6 +16,7 @@ setuptools.setup(
     install_requires=[
         'absl-py>=1.4,<2',
         'apache-beam[gcp]==2.59.0',
+        'fastapi>=0.110',
         'google-cloud-storage>=2,<3',
         'pillow>=10',
         'tensorflow==2.16.2',
@@ -23,7 +24,10 @@ setuptools.setup(
         'tf-keras>=2.16,<2.17',
         'tfx[kfp]==1.16.0',
         'tqdm>=4.60',
+        'uvicorn>=0.29',
     ],
-    extras_require={'test': ['pytest>=8']},
+    # The browser test drives Debian's chromium (make test installs it) with Playwright.
+    extras_require={'test': ['playwright>=1.40', 'pytest>=8']},
+    package_data={'pipeline': ['serve_page.html']},
     entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
 )

@@ -3,6 +3,7 @@
   colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
   colorizer run --data PHOTOS --output-root DIR        ingest, train, evaluate, push
   colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
+  colorizer serve --model outputs/serving_model        REST API + web page on :8501
   colorizer compile --output pipeline.yaml ...         for Kubeflow Pipelines / Vertex AI
   colorizer submit | schedule --package pipeline.yaml  run it once / on a cron schedule
   colorizer stage-weights --to gs://.../irv2.h5        ImageNet weights for offline clusters
@@ -214,7 +215,7 @@ def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
           fv['beam-runner'].value, fv.project, fv.region, fv['temp-location'].value,
           extra=fv['beam-arg'].value),
       **_pipeline_options(fv))
-  steps = ', '.join(job['pipelineSpec']['root']['dag']['tasks'])
+  steps = ', '.join(sorted(job['pipelineSpec']['root']['dag']['tasks']))
   print(f'Wrote {fv.output} ({steps}), image {fv.image}')
   return 0
 
@@ -306,12 +307,45 @@ def _run_stage_weights(fv: flags.FlagValues, args: List[str]) -> int:
   return 0
 
 
+def _serve_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('model', None, 'Serving folder of numbered versions (what the '
+                      'pipeline pushes to, e.g. outputs/serving_model), local or gs://.',
+                      flag_values=fv, required=True)
+  flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (0.0.0.0: every '
+                      'interface; think before exposing it).', flag_values=fv)
+  flags.DEFINE_integer('port', 8501, 'Port (TF Serving\'s REST port by default).',
+                       flag_values=fv)
+  flags.DEFINE_string('model-name', configs.PIPELINE_NAME, 'The model name in the URLs.',
+                      flag_values=fv)
+  flags.DEFINE_float('max-upload-mb', 20, 'Largest request body (413 above it).',
+                     flag_values=fv)
+  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Largest photo, read from '
+                     'its header before decoding (413 above it).', flag_values=fv)
+  flags.DEFINE_integer('max-concurrent', 2, 'Photos colourized at once; more requests '
+                       'wait their turn (bounds memory).', flag_values=fv)
+  flags.DEFINE_float('poll-seconds', 2, 'How often to look for a newly pushed version.',
+                     flag_values=fv)
+
+
+def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import serve  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  serve.serve(fv.model, host=fv.host, port=fv.port, model_name=fv['model-name'].value,
+              max_upload_mb=fv['max-upload-mb'].value,
+              max_megapixels=fv['max-megapixels'].value,
+              max_concurrent=fv['max-concurrent'].value, poll_seconds=fv['poll-seconds'].value)
+  return 0
+
+
 COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                           Callable[[flags.FlagValues, List[str]], int], str]] = {
     'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
     'run': (_run_flags, _run_run, 'the whole pipeline on this machine (LocalDagRunner)'),
     'colorize': (_colorize_flags, _run_colorize,
                  'INPUT... -> colour photos, with a trained model'),
+    'serve': (_serve_flags, _run_serve,
+              'TF Serving\'s REST API and a web page over the pushed models'),
     'compile': (_compile_flags, _run_compile,
                 'the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)'),
     'submit': (_submit_flags, _run_submit, 'run a compiled pipeline once (KFP or Vertex AI)'),

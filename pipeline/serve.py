@@ -1,0 +1,265 @@
+"""`colorizer serve`: TF Serving's REST API over the pushed models, and a web page.
+
+Speaks the part of TF Serving's REST API that a colorizer client uses, so a client
+written against it works against TF Serving unchanged:
+
+  GET  /v1/models/<name>[/versions/<v>]             model status
+  POST /v1/models/<name>[/versions/<v>]:predict     {"instances": [{"b64": ...}]} ->
+                                                    {"predictions": [{"b64": PNG}]}
+  GET  /                                            the web page (pick or drop a photo)
+
+The newest numbered version under the model folder is served; a newly pushed one is
+loaded in the background and swapped in between requests, and one that fails to load
+is logged and skipped while the old one keeps serving. Photos are decoded by
+`colorize.colorize_photo` (size checked from the header first: no decompression bomb
+is ever decoded), and at most `max_concurrent` photos are colourized at once, which
+bounds memory whatever the number of clients.
+"""
+import base64
+import binascii
+import dataclasses
+import html
+import json
+import logging
+import os
+import threading
+from typing import Dict, List, Optional
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import anyio
+import fastapi
+from fastapi import responses
+import starlette.exceptions
+import tensorflow as tf
+
+from model import preprocessing
+from model import serving
+from pipeline import colorize
+
+PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'serve_page.html')
+SIGNATURE = 'serving_default'
+
+
+@dataclasses.dataclass(frozen=True)
+class Servable:
+  version: int
+  path: str
+  signature: object  # The loaded `serving_default` concrete function.
+  loaded: object     # The loaded SavedModel, kept alive with its signature.
+
+
+class ModelVersions:
+  """The newest loadable version under `base_path`, swapped when a newer one appears."""
+
+  def __init__(self, base_path: str):
+    self.base_path = base_path
+    self.failed: Dict[int, str] = {}  # version -> why it did not load
+    self._current: Optional[Servable] = None
+    self._lock = threading.Lock()
+    self._stop = threading.Event()
+
+  @property
+  def current(self) -> Optional[Servable]:
+    with self._lock:
+      return self._current
+
+  def versions(self) -> List[int]:
+    """The numbered versions on disk (a push in progress, `.incoming-<v>`, is not one)."""
+    try:
+      names = tf.io.gfile.listdir(self.base_path)
+    except tf.errors.NotFoundError:
+      return []
+    return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
+
+  def refresh(self) -> None:
+    """Loads the newest version on disk if it is not the one serving and has not failed."""
+    versions = [v for v in self.versions() if v not in self.failed]
+    current = self.current
+    if not versions or (current and versions[-1] == current.version):
+      return
+    version = versions[-1]
+    path = os.path.join(self.base_path, str(version))
+    try:
+      loaded = tf.saved_model.load(path)
+      signature = loaded.signatures[SIGNATURE]
+      if serving.INPUT_KEY not in signature.structured_input_signature[1]:
+        raise ValueError(f'{SIGNATURE} takes {list(signature.structured_input_signature[1])}, '
+                         f'not {serving.INPUT_KEY!r}: not a colorizer model')
+    except Exception as e:  # pylint: disable=broad-except
+      self.failed[version] = f'{type(e).__name__}: {e}'
+      serving_now = f'still serving version {current.version}' if current else 'nothing to serve'
+      logging.error('version %d at %s failed to load (%s); %s', version, path,
+                    self.failed[version], serving_now)
+      return
+    with self._lock:
+      self._current = Servable(version, path, signature, loaded)
+    logging.warning('serving version %d from %s', version, path)
+
+  def watch(self, poll_seconds: float) -> threading.Thread:
+    def loop():
+      while not self._stop.wait(poll_seconds):
+        self.refresh()
+    thread = threading.Thread(target=loop, name='model-versions', daemon=True)
+    thread.start()
+    return thread
+
+  def stop(self) -> None:
+    self._stop.set()
+
+
+class ApiError(Exception):
+  """An answer in TF Serving's error format: {"error": message}."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+
+
+def _status(servable: Servable) -> dict:
+  return {'version': str(servable.version), 'state': 'AVAILABLE',
+          'status': {'error_code': 'OK', 'error_message': ''}}
+
+
+def _images(request: dict) -> List[bytes]:
+  """The encoded photos in a TF Serving predict request (row or columnar format)."""
+  if not isinstance(request, dict):
+    raise ApiError(400, 'the request must be a JSON object with "instances" or "inputs"')
+  name = request.get('signature_name', SIGNATURE)
+  if name != SIGNATURE:
+    raise ApiError(400, f'signature {name!r} not found; this server serves {SIGNATURE!r}')
+  if ('instances' in request) == ('inputs' in request):
+    raise ApiError(400, 'give exactly one of "instances" (row format) or "inputs" '
+                   '(columnar format)')
+  values = request['instances'] if 'instances' in request else request['inputs']
+  if isinstance(values, dict) and serving.INPUT_KEY in values:
+    values = values[serving.INPUT_KEY]
+  if isinstance(values, dict):
+    values = [values]
+  if not isinstance(values, list) or not values:
+    raise ApiError(400, 'expected a non-empty list of images, each {"b64": "..."}')
+  images = []
+  for i, value in enumerate(values):
+    if isinstance(value, dict) and serving.INPUT_KEY in value:
+      value = value[serving.INPUT_KEY]
+    if not (isinstance(value, dict) and isinstance(value.get('b64'), str)):
+      raise ApiError(400, f'image {i}: expected {{"b64": "<base64 of the image file>"}}')
+    try:
+      images.append(base64.b64decode(value['b64'], validate=True))
+    except (binascii.Error, ValueError) as e:
+      raise ApiError(400, f'image {i}: invalid base64: {e}') from None
+  return images
+
+
+def create_app(versions: ModelVersions, model_name: str = 'colorizer',
+               max_upload_mb: float = 20, max_megapixels: float = 50,
+               max_concurrent: int = 2) -> fastapi.FastAPI:
+  """The FastAPI application over `versions` (already refreshed once)."""
+  app = fastapi.FastAPI(title='colorizer', docs_url=None, redoc_url=None, openapi_url=None)
+  limit = int(max_upload_mb * 1024 * 1024)
+  slots = anyio.CapacityLimiter(max_concurrent)
+  with open(PAGE_FILE) as f:
+    page = (f.read().replace('{{MODEL_NAME_JSON}}', json.dumps(model_name))
+            .replace('{{MODEL_NAME}}', html.escape(model_name))
+            .replace('{{MAX_UPLOAD_MB}}', f'{max_upload_mb:g}'))
+
+  @app.exception_handler(ApiError)
+  async def api_error(_, error: ApiError):
+    return responses.JSONResponse({'error': error.message}, status_code=error.status)
+
+  @app.exception_handler(starlette.exceptions.HTTPException)
+  async def http_error(_, error: starlette.exceptions.HTTPException):
+    return responses.JSONResponse({'error': str(error.detail)}, status_code=error.status_code)
+
+  def servable(name: str, version: Optional[str]) -> Servable:
+    if name != model_name:
+      raise ApiError(404, f'Servable not found for request: Latest({name})')
+    current = versions.current
+    if current is None:
+      raise ApiError(404, f'no version of {name} is loaded')
+    if version is not None and version != str(current.version):
+      raise ApiError(404, f'Servable not found for request: Specific({name}, {version}); '
+                     f'serving version {current.version}')
+    return current
+
+  async def body(request: fastapi.Request) -> dict:
+    declared = request.headers.get('content-length')
+    if declared and declared.isdigit() and int(declared) > limit:
+      raise ApiError(413, f'the request is {int(declared) / 2**20:.1f} MB, over the limit of '
+                     f'{max_upload_mb:g} MB')
+    data = bytearray()
+    async for chunk in request.stream():
+      data += chunk
+      if len(data) > limit:
+        raise ApiError(413, f'the request is over the limit of {max_upload_mb:g} MB')
+    try:
+      return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+      raise ApiError(400, f'malformed JSON: {e}') from None
+
+  def colorize_all(current: Servable, images: List[bytes]) -> List[dict]:
+    results = []
+    for i, image in enumerate(images):
+      try:
+        png = colorize.colorize_photo(current.signature, image, max_megapixels)
+      except preprocessing.PhotoRejected as e:
+        raise ApiError(413 if e.reason == 'too_large' else 400,
+                       f'image {i}: {e.reason}: {e.detail}') from None
+      except tf.errors.InvalidArgumentError as e:
+        raise ApiError(400, f'image {i}: {e.message}') from None
+      results.append({'b64': base64.b64encode(png).decode('ascii')})
+    return results
+
+  async def predict(name: str, version: Optional[str], request: fastapi.Request):
+    current = servable(name, version)
+    payload = await body(request)
+    images = _images(payload)
+    key = 'predictions' if 'instances' in payload else 'outputs'
+    results = await anyio.to_thread.run_sync(colorize_all, current, images, limiter=slots)
+    return {key: results}
+
+  @app.get('/', response_class=responses.HTMLResponse)
+  async def index():
+    return page
+
+  @app.get('/v1/models/{name}')
+  async def model_status(name: str):
+    return {'model_version_status': [_status(servable(name, None))]}
+
+  @app.get('/v1/models/{name}/versions/{version}')
+  async def version_status(name: str, version: str):
+    return {'model_version_status': [_status(servable(name, version))]}
+
+  @app.post('/v1/models/{name}:predict')
+  async def predict_latest(name: str, request: fastapi.Request):
+    return await predict(name, None, request)
+
+  @app.post('/v1/models/{name}/versions/{version}:predict')
+  async def predict_version(name: str, version: str, request: fastapi.Request):
+    return await predict(name, version, request)
+
+  return app
+
+
+def serve(model_dir: str, host: str = '127.0.0.1', port: int = 8501,
+          model_name: str = 'colorizer', max_upload_mb: float = 20,
+          max_megapixels: float = 50, max_concurrent: int = 2,
+          poll_seconds: float = 2.0) -> None:
+  """Loads the newest version under `model_dir` and serves until interrupted."""
+  import uvicorn  # pylint: disable=import-outside-toplevel
+  versions = ModelVersions(model_dir)
+  versions.refresh()
+  if versions.current is None:
+    reasons = '; '.join(f'version {v}: {why}' for v, why in versions.failed.items())
+    raise ValueError(f'--model {model_dir}: no loadable numbered version '
+                     f'({reasons or "none found"}); give the serving folder the pipeline '
+                     'pushes to, e.g. outputs/serving_model')
+  versions.watch(poll_seconds)
+  app = create_app(versions, model_name, max_upload_mb, max_megapixels, max_concurrent)
+  print(f'Serving {model_name} version {versions.current.version} from {model_dir}\n'
+        f'  web page  http://{host}:{port}/\n'
+        f'  REST API  http://{host}:{port}/v1/models/{model_name}:predict', flush=True)
+  try:
+    uvicorn.run(app, host=host, port=port, log_level='warning', timeout_graceful_shutdown=10)
+  finally:
+    versions.stop()
