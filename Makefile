@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUTPUTS ?= outputs
 
-.PHONY: demo test venv browser clean
+.PHONY: demo test bench venv browser clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest tests
+
+# Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json.
+bench: $(STAMP)
+	$(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json
 
 clean:
 	rm -rf $(OUTPUTS) .pytest_cache

@@ -229,6 +229,7 @@ _XYZ_TO_LINEAR_RGB = ((3.24048134, -1.53715152, -0.49853633),  # sRGB primaries,
                       (-0.96925495, 1.87599, 0.04155593),
                       (0.05564664, -0.20404134, 1.05731107))
 _D65 = (0.95047, 1.0, 1.08883)
+_LINEAR_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
 
 
 def _outside_srgb(lab: tf.Tensor) -> tf.Tensor:
@@ -238,18 +239,43 @@ def _outside_srgb(lab: tf.Tensor) -> tf.Tensor:
   fy = (l + 16.0) / 116.0
   f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
   xyz = tf.where(f > 6.0 / 29.0, f ** 3, (f - 16.0 / 116.0) * (3 * (6.0 / 29.0) ** 2))
-  linear = tf.linalg.matvec(tf.constant(_XYZ_TO_LINEAR_RGB), xyz * tf.constant(_D65))
+  # One [N, 3] x [3, 3] product (matvec would multiply a 3x3 matrix per pixel: slower).
+  linear = tf.reshape(
+      tf.matmul(tf.reshape(xyz * tf.constant(_D65), [-1, 3]),
+                tf.constant(_XYZ_TO_LINEAR_RGB), transpose_b=True), tf.shape(xyz))
   return tf.reduce_any((linear < -1e-4) | (linear > 1.0 + 1e-4), axis=-1, keepdims=True)
+
+
+def ab_in_gamut(lab: tf.Tensor, steps: int = 6) -> tf.Tensor:
+  """The ab of `lab`, desaturated where sRGB cannot show the colour: each step scales
+  an out-of-gamut pixel's ab by 0.7, keeping its L (clipping would change it)."""
+  l = lab[..., :1]
+
+  def desaturate(step, ab, _):
+    outside = _outside_srgb(tf.concat([l, ab], axis=-1))
+    return step + 1, tf.where(outside, ab * 0.7, ab), tf.reduce_any(outside)
+
+  # Stops as soon as every colour is inside: most predictions need one or two steps.
+  _, ab, _ = tf.while_loop(lambda step, _, any_outside: (step < steps) & any_outside,
+                           desaturate, (tf.constant(0), lab[..., 1:], tf.constant(True)))
+  return ab
 
 
 def lab_to_rgb_keeping_l(lab: tf.Tensor, steps: int = 6) -> tf.Tensor:
   """CIE Lab -> sRGB floats in [0, 1], desaturating the colours that sRGB cannot show
   instead of clipping them, because clipping changes the lightness: the colourized
-  photo keeps the gray photo's L. Each step scales an out-of-gamut pixel's ab by 0.7."""
-  l, ab = lab[..., :1], lab[..., 1:]
-  for _ in range(steps):
-    ab = tf.where(_outside_srgb(tf.concat([l, ab], axis=-1)), ab * 0.7, ab)
-  return lab_to_rgb(tf.concat([l, ab], axis=-1))
+  photo keeps the gray photo's L."""
+  return lab_to_rgb(tf.concat([lab[..., :1], ab_in_gamut(lab, steps)], axis=-1))
+
+
+def lightness(rgb: tf.Tensor) -> tf.Tensor:
+  """sRGB floats [..., 3] in [0, 1] -> CIE L [..., 1] (D65), as rgb_to_lab computes it
+  but from the luminance alone: a third of the work, for full-resolution photos."""
+  linear = tf.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+  y = tf.reduce_sum(linear * tf.constant(_LINEAR_RGB_TO_Y), axis=-1, keepdims=True)
+  f = tf.where(y > (6.0 / 29.0) ** 3, tf.math.pow(y, 1.0 / 3.0),
+               y / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+  return 116.0 * f - 16.0
 
 
 def scale_l(l: tf.Tensor) -> tf.Tensor:

@@ -120,6 +120,13 @@ def _backup_dir(fn_args: tfx.components.FnArgs, config: dict) -> str:
   return os.path.join(trainer_root, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
+def compiled_colorizer(learning_rate: float) -> tf.keras.Model:
+  """The fusion colorizer, compiled for training: Adam on the MSE of ab / 128."""
+  colorizer = network.build_colorizer()
+  colorizer.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss='mse')
+  return colorizer
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the colorizer and exports it (with its embedding network) for serving."""
   config = {**DEFAULTS, **(fn_args.custom_config or {})}
@@ -139,9 +146,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   train = input_fn(fn_args.train_files, global_batch, training=True,
                    shuffle_buffer=int(config[SHUFFLE_BUFFER]))
   with strategy.scope():
-    colorizer = network.build_colorizer()
-    colorizer.compile(optimizer=tf.keras.optimizers.Adam(float(config[LEARNING_RATE])),
-                      loss='mse')
+    colorizer = compiled_colorizer(float(config[LEARNING_RATE]))
 
   validation = {}
   if fn_args.eval_steps:

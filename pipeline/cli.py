@@ -338,6 +338,25 @@ def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
   return 0
 
 
+def _bench_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('out', 'outputs/bench.json', 'Where to write the figures (JSON).',
+                      flag_values=fv)
+  flags.DEFINE_string('model', None, 'An exported model to measure serving on (default: '
+                      'a newly exported untrained one).', flag_values=fv)
+  flags.DEFINE_bool('tiny', False, 'A few seconds of each benchmark: checks that it runs, '
+                    'measures nothing.', flag_values=fv)
+
+
+def _run_bench(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import bench  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  results = bench.run(fv.out, bench.TINY if fv.tiny else bench.FULL, export_dir=fv.model)
+  print(f'\n{bench.table(results)}\n\n{fv.out} ({results["seconds"]:.0f} s; '
+        f'{results["machine"]["cpu"]}, {results["machine"]["cores"]} cores)')
+  return 0
+
+
 COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                           Callable[[flags.FlagValues, List[str]], int], str]] = {
     'ingest': (_ingest_flags, _run_ingest, 'photos -> Lab TFRecords with embeddings'),
@@ -350,6 +369,8 @@ COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                 'the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)'),
     'submit': (_submit_flags, _run_submit, 'run a compiled pipeline once (KFP or Vertex AI)'),
     'schedule': (_schedule_flags, _run_schedule, 'run a compiled pipeline on a cron schedule'),
+    'bench': (_bench_flags, _run_bench, 'each stage\'s speed against the raw operation '
+              '(make bench)'),
     'stage-weights': (_stage_weights_flags, _run_stage_weights,
                       'copy Inception-ResNet-v2 weights to a bucket, for offline clusters'),
 }

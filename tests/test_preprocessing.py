@@ -210,3 +210,9 @@ def test_lab_to_rgb_keeping_l_desaturates_instead_of_clipping():
     assert (error < bound) == (convert is pp.lab_to_rgb_keeping_l), (convert, error)
   inside = pp.rgb_to_lab(tf.random.stateless_uniform([32, 32, 3], seed=[3, 4]))
   assert np.allclose(pp.lab_to_rgb_keeping_l(inside), pp.lab_to_rgb(inside), atol=1e-5)
+
+
+def test_lightness_is_rgb_to_labs_l():
+  rgb = tf.random.stateless_uniform([64, 48, 3], seed=[5, 6])
+  rgb = tf.concat([rgb, tf.zeros([1, 48, 3]), tf.ones([1, 48, 3])], axis=0)  # Black, white.
+  assert np.allclose(pp.lightness(rgb), pp.rgb_to_lab(rgb)[..., :1], atol=1e-3)

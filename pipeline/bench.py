@@ -1,0 +1,405 @@
+"""`make bench`: each stage measured against the raw operation under it, in one run.
+
+Absolute figures depend on the machine; ratios to the raw TensorFlow or Beam operation
+on the same machine, in the same run, on the same data, do not (much). Each figure is
+the median of several runs, and each side's one-time costs (start-up, model loading,
+tracing) are excluded the same way: by warm-up calls before timing, or, for Beam jobs,
+by timing a short and a long run and dividing the extra items by the extra time.
+
+  embed_ratio             the ingestion job's embedding stage (RunInference) / raw
+                          batched calls of the same Inception-ResNet-v2      goal >= 0.9
+  ingest_ratio            the ingestion job without embeddings / the same decode and
+                          TF operations, serialization and writing in a plain loop  >= 0.8
+  record_bytes_per_image  bytes on disk per example                          <= 200000
+  train_input_ratio       training steps/s from the TFRecords / from the same batches
+                          in memory                                          >= 0.95
+  serve_overhead_ratio    serving_default latency, 256x256 JPEG in, PNG out / the bare
+                          networks on prepared tensors                       <= 1.15
+  fullres_ratio           serving_default latency, 12 megapixels / 256x256   <= 3
+  ingest_rss_ratio        peak memory of `colorizer ingest` on 10x the photos / 1x  <= 1.2
+"""
+import dataclasses
+import glob
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import apache_beam as beam
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from components import ingest
+from model import embedding
+from model import network
+from model import preprocessing
+from model import records
+from model import serving
+from model import trainer
+from pipeline import configs
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       'data', 'samples')
+IN_MEMORY = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+
+GOALS = {  # key: (comparison, goal)
+    'embed_ratio': ('>=', 0.9),
+    'ingest_ratio': ('>=', 0.8),
+    'record_bytes_per_image': ('<=', 200000),
+    'train_input_ratio': ('>=', 0.95),
+    'serve_overhead_ratio': ('<=', 1.15),
+    'fullres_ratio': ('<=', 3.0),
+    'ingest_rss_ratio': ('<=', 1.2),
+}
+
+
+@dataclasses.dataclass
+class Sizes:
+  """How much work each benchmark does; `make bench` uses FULL, the test TINY."""
+  repeats: int = 3
+  embed_warmup: int = 32          # photos in the short Beam run
+  embed_photos: int = 96          # extra photos in the long one, and in the raw run
+  ingest_copies: int = 10         # the bundled photos, this many times (varied)
+  ingest_short_copies: int = 2
+  train_batch: int = 8
+  train_steps: int = 12
+  latency_calls: int = 10
+  fullres_side: Sequence[int] = (4000, 3000)  # 12 megapixels
+  fullres_calls: int = 3
+  rss_copies: int = 10
+  photo_limit: Optional[int] = None  # of the bundled photos, per copy
+  beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the ingestion job's, as users run it
+
+
+FULL = Sizes()
+TINY = Sizes(repeats=1, embed_warmup=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
+             train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
+             fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY)
+
+
+def median_of(repeats: int, measure: Callable[[], float]) -> Dict:
+  runs = [measure() for _ in range(repeats)]
+  return {'median': statistics.median(runs), 'runs': runs}
+
+
+def machine() -> Dict:
+  model_name = platform.processor()
+  if os.path.exists('/proc/cpuinfo'):
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('model name'):
+        model_name = line.split(':', 1)[1].strip()
+        break
+  import tfx  # pylint: disable=import-outside-toplevel
+  return {'cpu': model_name, 'cores': os.cpu_count(), 'python': platform.python_version(),
+          'tensorflow': tf.__version__, 'tfx': tfx.__version__, 'apache_beam': beam.__version__,
+          'gpus': len(tf.config.list_physical_devices('GPU'))}
+
+
+def make_photos(folder: str, copies: int, limit: Optional[int] = None) -> List[str]:
+  """The bundled photos, `copies` times, each copy cropped and mirrored differently so
+  that no two files are the same (ingestion drops duplicates)."""
+  os.makedirs(folder, exist_ok=True)
+  sources = sorted(glob.glob(os.path.join(SAMPLES, '*.jpg')))[:limit]
+  paths = []
+  for copy in range(copies):
+    for i, source in enumerate(sources):
+      image = Image.open(source).convert('RGB')
+      w, h = image.size
+      image = image.crop((copy % 5, copy // 5, w - copy % 3, h - copy // 3))
+      if copy % 2:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+      path = os.path.join(folder, f'{copy:03d}-{i:03d}.jpg')
+      image.save(path, 'JPEG', quality=92)
+      paths.append(path)
+  return paths
+
+
+def decoded_photos(paths: Sequence[str]) -> List[ingest.Photo]:
+  """Photos as ingestion's decode stage hands them to the embedding stage."""
+  photos = []
+  for path in paths:
+    with open(path, 'rb') as f:
+      photo = preprocessing.decode_photo(f.read(), draft_size=preprocessing.IMAGE_SIZE)
+    lab = preprocessing.photo_to_records(photo.rgb)
+    photos.append(ingest.Photo(path, path, photo.height, photo.width, lab['l'].numpy(),
+                               lab['ab'].numpy(), lab['embedding_input'].numpy()))
+  return photos
+
+
+def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str]) -> float:
+  start = time.perf_counter()
+  with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+      list(beam_args))) as pipeline:
+    build(pipeline)
+  return time.perf_counter() - start
+
+
+def steady_rate(run: Callable[[int], float], short: int, long: int) -> float:
+  """Items/s of a job in steady state: (long - short) items / the extra time, so the
+  job's start-up (the same in both runs) cancels out."""
+  return (long - short) / max(run(long) - run(short), 1e-9)
+
+
+def bench_embed(photos: List[ingest.Photo], weights: embedding.EmbeddingWeights,
+                sizes: Sizes) -> Dict:
+  short, long = sizes.embed_warmup, sizes.embed_warmup + sizes.embed_photos
+  pool = (photos * (long // len(photos) + 1))[:long]
+
+  def ours(count: int) -> float:
+    # Photos enter as indices: beam.Create would encode every 1 MB photo into the
+    # pipeline and time that instead.
+    return _timed_beam(lambda p: (p | beam.Create(range(count), reshuffle=False)
+                                  | beam.Map(lambda i, photos: photos[i % len(photos)],
+                                             photos)
+                                  | ingest.EmbedPhotos(weights)
+                                  | beam.combiners.Count.Globally()), IN_MEMORY)
+
+  network_ = embedding.build_embedder(weights)
+  size = preprocessing.EMBEDDING_INPUT_SIZE
+  call = tf.function(lambda x: network_(x, training=False)).get_concrete_function(
+      tf.TensorSpec([None, size, size, 3], tf.float32))
+  inputs = np.stack([p.embedding_input for p in pool[:sizes.embed_photos]])
+  batch = ingest.EMBEDDING_BATCH_SIZE
+
+  def raw() -> float:
+    call(tf.constant(inputs[:batch]))  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(inputs), batch):
+      call(tf.constant(inputs[i:i + batch])).numpy()
+    return len(inputs) / (time.perf_counter() - start)
+
+  ours(short)  # Loads what both runs share (the network, the traced graph's library).
+  ours_rate = median_of(sizes.repeats, lambda: steady_rate(ours, short, long))
+  raw_rate = median_of(sizes.repeats, raw)
+  return {'embed_ratio': ours_rate['median'] / raw_rate['median'],
+          'embed_images_per_s': ours_rate, 'raw_predict_images_per_s': raw_rate,
+          'embed_batch_size': batch}
+
+
+class _ZeroEmbedding(beam.PTransform):
+  """Stands in for EmbedPhotos when the embedding stage is measured on its own."""
+
+  def expand(self, photos):
+    zeros = np.zeros(preprocessing.EMBEDDING_DIM, np.float32)
+    return photos | beam.Map(
+        lambda p: dataclasses.replace(p, embedding=zeros, embedding_input=None))
+
+
+def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) -> None:
+  splits = ingest.splits_from_eval_percent(configs.EVAL_PERCENT)
+  split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in splits}
+  paths = pipeline | ingest.MatchPhotos(pattern)
+  hashed = paths | ingest.HashPhotos()
+  unique = hashed.hashed | ingest.DropDuplicates()
+  decoded = unique.unique | ingest.DecodePhotos(configs.MAX_MEGAPIXELS)
+  _ = (decoded.photos | _ZeroEmbedding() | ingest.WritePhotos(split_dirs, splits))
+
+
+def _plain_loop(paths: Sequence[str], out: str) -> None:
+  """The same work without Beam: read, hash, decode, Lab, quantize, serialize, write."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  zeros = np.zeros(preprocessing.EMBEDDING_DIM, np.float32)
+  options = tf.io.TFRecordOptions(compression_type=records.COMPRESSION)
+  with tf.io.TFRecordWriter(os.path.join(out, 'plain.gz'), options) as writer:
+    for path in paths:
+      data = open(path, 'rb').read()
+      sha = hashlib.sha256(data).hexdigest()
+      photo = preprocessing.decode_photo(data, draft_size=preprocessing.IMAGE_SIZE)
+      lab = preprocessing.photo_to_records(photo.rgb)
+      float(lab['colourfulness'])
+      writer.write(records.make_example(
+          l=lab['l'].numpy(), ab=lab['ab'].numpy(), embedding=zeros, source=path,
+          content_sha256=sha, height=photo.height, width=photo.width).SerializeToString())
+
+
+def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
+  short, long = sizes.ingest_short_copies, sizes.ingest_copies
+  folders = {n: os.path.join(workdir, f'photos-{n}') for n in (short, long)}
+  files = {n: make_photos(folder, n, sizes.photo_limit) for n, folder in folders.items()}
+  outputs = []  # (copies, folder) of each Beam run
+
+  def ours(copies: int) -> float:
+    out = os.path.join(workdir, f'ingested-{len(outputs)}')
+    outputs.append((copies, out))
+    return _timed_beam(lambda p: _ingest_without_embeddings(
+        p, os.path.join(folders[copies], '*'), out), beam_args)
+
+  def plain(copies: int) -> float:
+    start = time.perf_counter()
+    _plain_loop(files[copies], tempfile.mkdtemp(dir=workdir))
+    return time.perf_counter() - start
+
+  def rate(run: Callable[[int], float]) -> Dict:
+    if long == short:  # Too small to separate the steady state from start-up.
+      return median_of(sizes.repeats, lambda: len(files[long]) / run(long))
+    per_copy = len(files[long]) // long
+    return median_of(sizes.repeats, lambda: per_copy * steady_rate(run, short, long))
+
+  plain(short)  # TensorFlow's and tfio's kernels load once, for both sides.
+  ours_rate, plain_rate = rate(ours), rate(plain)
+  written = glob.glob(os.path.join(outputs[-1][1], 'Split-*', '*.gz'))
+  count = sum(1 for f in written
+              for _ in tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION))
+  return {'ingest_ratio': ours_rate['median'] / plain_rate['median'],
+          'ingest_images_per_s': ours_rate, 'plain_loop_images_per_s': plain_rate,
+          'ingest_photos': len(files[long]), 'records_dir': outputs[-1][1],
+          'record_bytes_per_image': sum(os.path.getsize(f) for f in written) / count}
+
+
+def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
+  pattern = [os.path.join(records_dir, 'Split-*', '*.gz')]
+  from_records = trainer.input_fn(pattern, sizes.train_batch, training=True)
+  in_memory = from_records.take(sizes.train_steps).cache().repeat()
+  for _ in in_memory.take(sizes.train_steps):  # Fills the cache.
+    pass
+  colorizer = trainer.compiled_colorizer(configs.LEARNING_RATE)
+
+  def steps_per_s(dataset) -> float:
+    batches = iter(dataset)  # Filling the shuffle buffer is start-up: not timed.
+    for _ in range(2):
+      colorizer.train_on_batch(*next(batches))
+    start = time.perf_counter()
+    for _ in range(sizes.train_steps):
+      colorizer.train_on_batch(*next(batches))
+    return sizes.train_steps / (time.perf_counter() - start)
+
+  ours = median_of(sizes.repeats, lambda: steps_per_s(from_records))
+  memory = median_of(sizes.repeats, lambda: steps_per_s(in_memory))
+  return {'train_input_ratio': ours['median'] / memory['median'],
+          'train_steps_per_s_from_records': ours, 'train_steps_per_s_in_memory': memory,
+          'train_batch_size': sizes.train_batch}
+
+
+def _latency(call: Callable[[], object], calls: int) -> Dict:
+  call()  # warm-up (tracing, first allocations)
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - start)
+  return {'median': statistics.median(times), 'runs': times}
+
+
+def _jpeg(seed: int, width: int, height: int) -> bytes:
+  rng = np.random.default_rng(seed)
+  small = rng.integers(0, 255, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+  image = Image.fromarray(small).resize((width, height), Image.BICUBIC)
+  buffer = io.BytesIO()
+  image.save(buffer, 'JPEG', quality=90)
+  return buffer.getvalue()
+
+
+def bench_serve(export_dir: str, weights: embedding.EmbeddingWeights, sizes: Sizes) -> Dict:
+  """The exported model's serving_default against the bare networks (the same
+  architecture; latency does not depend on the weights' values)."""
+  signature = tf.saved_model.load(export_dir).signatures['serving_default']
+  colorizer = network.build_colorizer()
+  small = tf.constant([_jpeg(0, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE)])
+  large = tf.constant([_jpeg(1, *sizes.fullres_side)])
+  embedder = embedding.build_embedder(weights)
+  size, dim = preprocessing.IMAGE_SIZE, preprocessing.EMBEDDING_INPUT_SIZE
+
+  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 1], tf.float32),
+                                tf.TensorSpec([1, dim, dim, 3], tf.float32)])
+  def bare(l, embedding_input):
+    return colorizer({network.L_INPUT: l, network.EMBEDDING_INPUT: embedder(embedding_input)})
+
+  l = tf.random.uniform([1, size, size, 1], -1, 1)
+  embedding_input = tf.random.uniform([1, dim, dim, 3], -1, 1)
+  serve_small = median_of(sizes.repeats, lambda: _latency(
+      lambda: signature(image_bytes=small)[serving.OUTPUT_KEY].numpy(),
+      sizes.latency_calls)['median'])
+  bare_forward = median_of(sizes.repeats, lambda: _latency(
+      lambda: bare(l, embedding_input).numpy(), sizes.latency_calls)['median'])
+  serve_large = median_of(sizes.repeats, lambda: _latency(
+      lambda: signature(image_bytes=large)[serving.OUTPUT_KEY].numpy(),
+      sizes.fullres_calls)['median'])
+  return {'serve_overhead_ratio': serve_small['median'] / bare_forward['median'],
+          'fullres_ratio': serve_large['median'] / serve_small['median'],
+          'serve_256_s': serve_small, 'bare_forward_s': bare_forward,
+          'serve_fullres_s': serve_large,
+          'fullres_megapixels': sizes.fullres_side[0] * sizes.fullres_side[1] / 1e6}
+
+
+def _peak_rss_mb(argv: List[str]) -> float:
+  """The peak resident memory of a command: its VmHWM, read until it exits. (The
+  rusage of a child counts the parent's memory at fork, so it cannot be used.)"""
+  process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  peak = 0.0
+  while process.poll() is None:
+    try:
+      with open(f'/proc/{process.pid}/status') as f:
+        peak = max(peak, float(f.read().split('VmHWM:')[1].split()[0]) / 1024)
+    except (OSError, IndexError):
+      pass
+    time.sleep(0.05)
+  if process.returncode:
+    raise RuntimeError(f'{" ".join(argv)} failed: {process.stderr.read().decode()[-2000:]}')
+  return peak
+
+
+def bench_ingest_rss(workdir: str, sizes: Sizes) -> Dict:
+  colorizer_command = os.path.join(os.path.dirname(sys.executable), 'colorizer')
+  peaks = {}
+  for copies in (1, sizes.rss_copies):
+    folder = os.path.join(workdir, f'rss-photos-{copies}')
+    make_photos(folder, copies, sizes.photo_limit)
+    peaks[copies] = _peak_rss_mb([
+        colorizer_command, 'ingest', '--data', folder, '--out',
+        os.path.join(workdir, f'rss-out-{copies}'), '--embedding-weights', 'none',
+        *[f'--beam-arg={arg}' for arg in IN_MEMORY]])
+  return {'ingest_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
+          'ingest_peak_rss_mb_1x': peaks[1], f'ingest_peak_rss_mb_{sizes.rss_copies}x':
+              peaks[sizes.rss_copies], 'rss_photos_1x': len(os.listdir(
+                  os.path.join(workdir, 'rss-photos-1')))}
+
+
+def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
+        export_dir: Optional[str] = None, log: Callable[[str], None] = print) -> Dict:
+  """Runs every benchmark and writes `out` (JSON); returns the results. Serving is
+  measured on `export_dir`, or on a newly exported untrained model."""
+  workdir = workdir or tempfile.mkdtemp(prefix='colorizer-bench-')
+  weights = embedding.resolve_weights(embedding.RANDOM)
+  results = {'machine': machine(), 'goals': {k: f'{c} {g}' for k, (c, g) in GOALS.items()}}
+  started = time.time()
+
+  log('ingestion without embeddings vs a plain loop ...')
+  results.update(bench_ingest(workdir, sizes, sizes.beam_args))
+  log('embedding stage vs raw batched Inception-ResNet-v2 ...')
+  photos = decoded_photos(make_photos(os.path.join(workdir, 'embed-photos'), 1,
+                                      sizes.photo_limit))
+  results.update(bench_embed(photos, weights, sizes))
+  log('training input: TFRecords vs in memory ...')
+  results.update(bench_train_input(results['records_dir'], sizes))
+  log('serving latency ...')
+  if export_dir is None:
+    export_dir = os.path.join(workdir, 'export')
+    serving.export(network.build_colorizer(), weights, export_dir)
+  results.update(bench_serve(export_dir, weights, sizes))
+  log('peak memory of ingestion, 1x and 10x the photos ...')
+  results.update(bench_ingest_rss(workdir, sizes))
+  results['seconds'] = time.time() - started
+
+  tf.io.gfile.makedirs(os.path.dirname(out) or '.')
+  with tf.io.gfile.GFile(out, 'w') as f:
+    json.dump(results, f, indent=1, sort_keys=True)
+  return results
+
+
+def table(results: Dict) -> str:
+  rows = ['| key | ours / raw | goal | met |', '|---|---|---|---|']
+  for key, (comparison, goal) in GOALS.items():
+    value = results[key]
+    met = value >= goal if comparison == '>=' else value <= goal
+    shown = f'{value:.0f}' if value > 100 else f'{value:.3f}'
+    rows.append(f'| `{key}` | {shown} | {comparison} {goal:g} | {"yes" if met else "no"} |')
+  return '\n'.join(rows)

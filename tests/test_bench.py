@@ -1,0 +1,22 @@
+"""`make bench` runs: every benchmark on a tiny input, checking the figures it writes
+are there and sane. The figures themselves are measured by `make bench`, not here."""
+import json
+
+from pipeline import bench
+
+
+def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
+  out = tmp_path / 'bench.json'
+  results = bench.run(str(out), bench.TINY, workdir=str(tmp_path / 'work'),
+                      export_dir=trained['serving_dir'], log=lambda _: None)
+  assert json.load(open(out)) == json.loads(json.dumps(results))
+  for key in bench.GOALS:
+    assert results[key] > 0, key
+  assert results['machine']['cores'] >= 1 and results['machine']['tfx'] == '1.16.0'
+  assert 10_000 < results['record_bytes_per_image'] < 200_000
+  assert results['ingest_photos'] == 3
+  for figure in ('embed_images_per_s', 'raw_predict_images_per_s', 'ingest_images_per_s',
+                 'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s'):
+    assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
+  table = bench.table(results)
+  assert all(f'`{key}`' in table for key in bench.GOALS)
