@@ -228,7 +228,9 @@ class EmbeddingModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
     return [inference.PredictionResult(photo, vector) for photo, vector in zip(batch, outputs)]
 
   def batch_elements_kwargs(self):
-    return {'min_batch_size': 4, 'max_batch_size': self._batch_size}
+    # Full batches from the start: BatchElements would otherwise grow from a few photos
+    # per call, and a bundle's last batch is flushed whatever its size.
+    return {'min_batch_size': self._batch_size, 'max_batch_size': self._batch_size}
 
   def get_num_bytes(self, batch: Sequence[Photo]) -> int:
     return sum(photo.embedding_input.nbytes for photo in batch)

@@ -64,7 +64,7 @@ GOALS = {  # key: (comparison, goal)
 @dataclasses.dataclass
 class Sizes:
   """How much work each benchmark does; `make bench` uses FULL, the test TINY."""
-  repeats: int = 3
+  repeats: int = 5
   embed_warmup: int = 32          # photos in the short Beam run
   embed_photos: int = 96          # extra photos in the long one, and in the raw run
   ingest_copies: int = 10         # the bundled photos, this many times (varied)
