@@ -35,6 +35,7 @@ from model import preprocessing
 
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
 MAX_MEGAPIXELS_KEY = 'max_megapixels'
+CROPS_PER_IMAGE_KEY = 'crops_per_image'
 _GLOB_CHARS = re.compile(r'[*?\[{]')
 
 
@@ -43,6 +44,7 @@ class PhotoExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       EMBEDDING_WEIGHTS_KEY: component_spec.ExecutionParameter(type=str),
       MAX_MEGAPIXELS_KEY: component_spec.ExecutionParameter(type=float),
+      CROPS_PER_IMAGE_KEY: component_spec.ExecutionParameter(type=int, optional=True),
   }
 
 
@@ -71,7 +73,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     report, weights = ingest.run_job(
         self._make_beam_pipeline(), pattern, exec_properties[EMBEDDING_WEIGHTS_KEY],
-        split_dirs, splits, report_uri, exec_properties[MAX_MEGAPIXELS_KEY])
+        split_dirs, splits, report_uri, exec_properties[MAX_MEGAPIXELS_KEY],
+        int(exec_properties.get(CROPS_PER_IMAGE_KEY) or 1))
     examples.set_string_custom_property(EMBEDDING_WEIGHTS_KEY, weights.fingerprint)
     examples.set_int_custom_property('written', report['written'])
     examples.set_int_custom_property('rejected', report['total'] - report['written'])
@@ -88,11 +91,15 @@ class PhotoExampleGen(FileBasedExampleGen):
   def __init__(self, input_base: str, pattern: str = '**',
                eval_percent: int = 10, embedding_weights: str = embedding.IMAGENET,
                max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               crops_per_image: int = 1,
                range_config: Optional[range_config_pb2.RangeConfig] = None):
     """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
-    in which case the newest span is ingested, as with TFX's own ExampleGens."""
+    in which case the newest span is ingested, as with TFX's own ExampleGens.
+    `crops_per_image` examples are written per photo (see preprocessing.crop_boxes)."""
     if not 0 < eval_percent < 100:
       raise ValueError(f'eval_percent must be within 1..99, got {eval_percent}')
+    if crops_per_image < 1:
+      raise ValueError(f'crops_per_image must be at least 1, got {crops_per_image}')
     split = example_gen_pb2.SplitConfig.Split
     spec = PhotoExampleGenSpec(
         input_base=input_base,
@@ -107,6 +114,7 @@ class PhotoExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         embedding_weights=embedding_weights,
         max_megapixels=float(max_megapixels),
+        crops_per_image=int(crops_per_image),
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 

@@ -5,13 +5,15 @@ The Beam job, step by step (each a PTransform; rejects leave through a side outp
   MatchPhotos      file pattern          -> file paths
   HashPhotos       path                  -> (sha256, path)   rejects: unreadable, empty
   DropDuplicates   (sha256, path)        -> (sha256, path)   rejects: duplicate
-  DecodePhotos     (sha256, path)        -> Photo            rejects: see REJECT_REASONS
+  DecodePhotos     (sha256, path)        -> Photo per crop   rejects: see REJECT_REASONS
   EmbedPhotos      Photo                 -> Photo with its Inception-ResNet-v2 embedding
   WritePhotos      Photo                 -> TFRecord shards per split, FileStatus 'written'
   WriteReport      FileStatus            -> ingest_report.json
 
-Every matched file ends as exactly one FileStatus, written or rejected with a reason,
-so nothing is skipped silently. Duplicates are found on hashes alone before decoding,
+Every matched file ends as exactly one FileStatus, written (with how many examples: one
+per crop, `crops_per_image`) or rejected with a reason, so nothing is skipped silently.
+All crops of a photo go to its split, chosen by content hash, so evaluation never sees
+a crop of a training photo. Duplicates are found on hashes alone before decoding,
 and the file is read again to decode it: only (hash, path) pairs cross the shuffle,
 which keeps memory flat however many photos there are.
 """
@@ -50,6 +52,7 @@ class FileStatus(NamedTuple):
   reason: Optional[str] = None  # one of preprocessing.REJECT_REASONS when rejected
   detail: Optional[str] = None
   split: Optional[str] = None   # the split it was written to
+  examples: Optional[int] = None  # how many examples (crops) were written for it
 
 
 @dataclasses.dataclass
@@ -62,6 +65,7 @@ class Photo:
   ab: np.ndarray               # uint8 [256, 256, 2]
   embedding_input: np.ndarray  # float32 [299, 299, 3]
   embedding: Optional[np.ndarray] = None  # float32 [1000]
+  crop: int = 0                # which of preprocessing.crop_boxes (0: the centred square)
 
 
 def file_pattern(data: str) -> str:
@@ -156,9 +160,10 @@ class DropDuplicates(beam.PTransform):
 
 class _DecodeFn(beam.DoFn):
 
-  def __init__(self, max_megapixels: float):
+  def __init__(self, max_megapixels: float, crops_per_image: int):
     super().__init__()
     self._max_megapixels = max_megapixels
+    self._crops = crops_per_image
 
   def process(self, element):
     sha256, path = element
@@ -168,14 +173,7 @@ class _DecodeFn(beam.DoFn):
       yield _rejected(path, 'unreadable', str(e))
       return
     try:
-      photo = preprocessing.decode_photo(data, self._max_megapixels,
-                                         draft_size=preprocessing.IMAGE_SIZE)
-      lab = preprocessing.photo_to_records(photo.rgb)
-      colourfulness = float(lab['colourfulness'])
-      if colourfulness < preprocessing.MIN_COLOURFULNESS:
-        raise preprocessing.PhotoRejected(
-            'no_colour', f'colourfulness {colourfulness:.1f} is under '
-            f'{preprocessing.MIN_COLOURFULNESS:g}: a gray photo would teach gray')
+      photo, crops = preprocessing.photo_crops(data, sha256, self._max_megapixels, self._crops)
     except preprocessing.PhotoRejected as e:
       yield _rejected(path, e.reason, e.detail)
       return
@@ -183,19 +181,22 @@ class _DecodeFn(beam.DoFn):
       # One odd file must not stop the job: it is reported with the error instead.
       yield _rejected(path, 'undecodable', f'{type(e).__name__}: {e}')
       return
-    yield Photo(path, sha256, photo.height, photo.width, lab['l'].numpy(), lab['ab'].numpy(),
-                lab['embedding_input'].numpy())
+    for crop, lab in enumerate(crops):
+      yield Photo(path, sha256, photo.height, photo.width, lab['l'].numpy(),
+                  lab['ab'].numpy(), lab['embedding_input'].numpy(), crop=crop)
 
 
 class DecodePhotos(beam.PTransform):
-  """(sha256, path) -> Photo (Lab, quantized, at 256x256); side output 'rejected'."""
+  """(sha256, path) -> a Photo (Lab, quantized, at 256x256) per crop (see
+  preprocessing.crop_boxes); side output 'rejected'."""
 
-  def __init__(self, max_megapixels: float):
+  def __init__(self, max_megapixels: float, crops_per_image: int = 1):
     super().__init__()
     self._max_megapixels = max_megapixels
+    self._crops = crops_per_image
 
   def expand(self, unique):
-    return unique | beam.ParDo(_DecodeFn(self._max_megapixels)).with_outputs(
+    return unique | beam.ParDo(_DecodeFn(self._max_megapixels, self._crops)).with_outputs(
         _REJECTED, main='photos')
 
 
@@ -258,17 +259,21 @@ class EmbedPhotos(beam.PTransform):
 def _serialize(photo: Photo) -> bytes:
   return records.make_example(
       l=photo.l, ab=photo.ab, embedding=photo.embedding, source=photo.source,
-      content_sha256=photo.sha256, height=photo.height, width=photo.width).SerializeToString()
+      content_sha256=photo.sha256, height=photo.height, width=photo.width,
+      crop=photo.crop).SerializeToString()
 
 
 class WritePhotos(beam.PTransform):
-  """Photo -> FileStatus 'written'; writes each split's GZIP TFRecords to
-  `<split_dirs[name]>/data_tfrecord-*.gz`, the layout of a TFX Examples artifact."""
+  """Photo -> FileStatus 'written', one per photo (its crop 0); writes each split's GZIP
+  TFRecords to `<split_dirs[name]>/data_tfrecord-*.gz`, the layout of a TFX Examples
+  artifact."""
 
-  def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]]):
+  def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
+               crops_per_image: int = 1):
     super().__init__()
     self._split_dirs = split_dirs
     self._splits = list(splits)
+    self._crops = crops_per_image
 
   def expand(self, photos):
     names = [name for name, _ in self._splits]
@@ -281,8 +286,10 @@ class WritePhotos(beam.PTransform):
            | f'Serialize[{name}]' >> beam.Map(lambda item: _serialize(item[1]))
            | f'Write[{name}]' >> beam.io.WriteToTFRecord(
                os.path.join(self._split_dirs[name], RECORD_PREFIX), file_name_suffix='.gz'))
-    return keyed | 'Written' >> beam.Map(
-        lambda item: _count(FileStatus(item[1].source, 'written', split=item[0])))
+    return (keyed
+            | 'OnePerPhoto' >> beam.Filter(lambda item: item[1].crop == 0)
+            | 'Written' >> beam.Map(lambda item: _count(FileStatus(
+                item[1].source, 'written', split=item[0], examples=self._crops))))
 
 
 class IngestPhotos(beam.PTransform):
@@ -290,22 +297,26 @@ class IngestPhotos(beam.PTransform):
 
   def __init__(self, pattern: str, weights: embedding.EmbeddingWeights,
                split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
-               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS):
+               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               crops_per_image: int = 1):
     super().__init__()
+    if crops_per_image < 1:
+      raise ValueError(f'crops per image must be at least 1, got {crops_per_image}')
     self._pattern = pattern
     self._weights = weights
     self._split_dirs = split_dirs
     self._splits = splits
     self._max_megapixels = max_megapixels
+    self._crops = crops_per_image
 
   def expand(self, pbegin):
     paths = pbegin | 'MatchPhotos' >> MatchPhotos(self._pattern)
     hashed = paths | 'HashPhotos' >> HashPhotos()
     unique = hashed.hashed | 'DropDuplicates' >> DropDuplicates()
-    decoded = unique.unique | 'DecodePhotos' >> DecodePhotos(self._max_megapixels)
+    decoded = unique.unique | 'DecodePhotos' >> DecodePhotos(self._max_megapixels, self._crops)
     written = (decoded.photos
                | 'EmbedPhotos' >> EmbedPhotos(self._weights)
-               | 'WritePhotos' >> WritePhotos(self._split_dirs, self._splits))
+               | 'WritePhotos' >> WritePhotos(self._split_dirs, self._splits, self._crops))
     rejects = [hashed[_REJECTED], unique[_REJECTED], decoded[_REJECTED]]
     return (rejects + [written]) | 'AllFiles' >> beam.Flatten()
 
@@ -313,11 +324,13 @@ class IngestPhotos(beam.PTransform):
 def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
   rejected: Dict[str, int] = {}
   splits: Dict[str, int] = {}
+  examples: Dict[str, int] = {}
   for status in statuses:
     if status.status == 'rejected':
       rejected[status.reason] = rejected.get(status.reason, 0) + 1
     else:
       splits[status.split] = splits.get(status.split, 0) + 1
+      examples[status.split] = examples.get(status.split, 0) + status.examples
   files = [{key: value for key, value in status._asdict().items() if value is not None}
            for status in sorted(statuses, key=lambda s: s.source)]
   return {
@@ -325,6 +338,7 @@ def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
       'written': sum(splits.values()),
       'rejected': dict(sorted(rejected.items())),
       'splits': dict(sorted(splits.items())),
+      'examples': dict(sorted(examples.items())),
       'embedding_weights': weights_fingerprint,
       'files': files,
   }
@@ -366,14 +380,16 @@ def check_matches(pattern: str) -> int:
 
 def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
             split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]], report_uri: str,
-            max_megapixels: float) -> Tuple[dict, embedding.EmbeddingWeights]:
+            max_megapixels: float, crops_per_image: int = 1
+            ) -> Tuple[dict, embedding.EmbeddingWeights]:
   """Runs the ingestion job on `pipeline` (standalone or a TFX executor's); returns the
   report it wrote and the weights it embedded with."""
   check_matches(pattern)
   weights = embedding.resolve_weights(embedding_weights)
   with pipeline:
     _ = (pipeline
-         | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels)
+         | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels,
+                                         crops_per_image)
          | 'WriteReport' >> WriteReport(report_uri, weights.fingerprint))
   with tf.io.gfile.GFile(report_uri) as f:
     return json.load(f), weights
@@ -381,7 +397,7 @@ def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
 
 def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
            eval_percent: int = 10, max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
-           beam_args: Sequence[str] = ()) -> dict:
+           crops_per_image: int = 1, beam_args: Sequence[str] = ()) -> dict:
   """Runs the ingestion job on its own; returns the report it wrote to `<out>`."""
   if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):
     raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
@@ -393,5 +409,5 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
   tf.io.gfile.makedirs(out)
   report, _ = run_job(beam.Pipeline(options=PipelineOptions(list(beam_args))), pattern,
                       embedding_weights, split_dirs, splits, os.path.join(out, REPORT_FILE),
-                      max_megapixels)
+                      max_megapixels, crops_per_image)
   return report

@@ -16,12 +16,18 @@ definitions follow ../shared/DESIGN.md:
   on a first run too.
 """
 import math
+from typing import Dict, Tuple
 
 import tensorflow as tf
 
 from model import preprocessing
 
 AUC_MAX_DISTANCE = 150
+
+REPORTED = (('ab_mse', 'ab-MSE (lower is better)'), ('psnr', 'PSNR, dB'), ('auc', 'AuC, %'),
+            ('colourfulness', 'colourfulness'))
+"""The figures shown for the model and for the gray baseline (`gray_<name>`), with
+their labels."""
 
 
 def _split(y_true: tf.Tensor, y_pred: tf.Tensor, gray: bool):
@@ -135,3 +141,17 @@ class AbMSEVsGray(_ColorizationMetric):
 
   def result(self):
     return tf.math.divide_no_nan(self.total, self.gray_total)
+
+
+EVALUATED: Tuple[Tuple[str, type, bool], ...] = (
+    ('ab_mse', AbMSE, False), ('psnr', PSNR, False), ('auc', AuC, False),
+    ('colourfulness', Colourfulness, False), ('ab_mse_vs_gray', AbMSEVsGray, False),
+    ('gray_ab_mse', AbMSE, True), ('gray_psnr', PSNR, True), ('gray_auc', AuC, True),
+    ('gray_colourfulness', Colourfulness, True))
+"""Every metric the Evaluator computes, as (name, class, gray); the Trainer's learning
+curves and `colorizer evaluate` compute the same ones."""
+
+
+def create_all() -> Dict[str, tf.keras.metrics.Metric]:
+  """Fresh objects of every metric in EVALUATED, by name."""
+  return {name: metric(name=name, gray=gray) for name, metric, gray in EVALUATED}

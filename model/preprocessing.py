@@ -18,8 +18,9 @@ round(ab) + 128, both uint8. Worst case the error is 0.2 in L and 0.5 in a and b
 just-noticeable difference of about 2.3.
 """
 import io
+import math
 import struct
-from typing import NamedTuple
+from typing import List, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -209,6 +210,36 @@ def center_crop_square(image: tf.Tensor) -> tf.Tensor:
                                        side, side)
 
 
+MIN_CROP_SCALE = 0.5
+"""The smallest extra crop (`--crops-per-image` > 1) has sides of this times the
+photo's short side."""
+
+
+class CropBox(NamedTuple):
+  top: int
+  left: int
+  side: int
+
+
+def crop_boxes(height: int, width: int, count: int, seed: str) -> List[CropBox]:
+  """The squares ingestion cuts from a photo of height x width, `count` of them.
+
+  The first is the largest centred square, the one crop of `--crops-per-image 1`. Each
+  other one has a side drawn uniformly between MIN_CROP_SCALE and 1 times the short side
+  and a position drawn uniformly over the photo: new framings and scales of the same
+  scene, each later resized to IMAGE_SIZE. They are drawn from `seed` (the photo's
+  content hash), so re-ingesting a photo writes the same crops.
+  """
+  short = min(height, width)
+  boxes = [CropBox((height - short) // 2, (width - short) // 2, short)]
+  rng = np.random.default_rng(int(seed[:16], 16))
+  for _ in range(count - 1):
+    side = max(1, int(round(short * rng.uniform(MIN_CROP_SCALE, 1.0))))
+    boxes.append(CropBox(int(rng.integers(0, height - side + 1)),
+                         int(rng.integers(0, width - side + 1)), side))
+  return boxes
+
+
 def resize(image: tf.Tensor, size: int) -> tf.Tensor:
   """Resizes an [H, W, C] image of floats to [size, size, C], antialiased (no aliasing
   when a large photo shrinks)."""
@@ -364,6 +395,25 @@ def at_model_size(rgb: tf.Tensor, crop: bool) -> tf.Tensor:
   if crop:
     rgb = center_crop_square(rgb)
   return tf.clip_by_value(resize(rgb, IMAGE_SIZE), 0.0, 1.0)
+
+
+def photo_crops(data: bytes, sha256: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                crops_per_image: int = 1):
+  """What ingestion stores for one file: its DecodedPhoto and `photo_to_records` of each
+  of its `crop_boxes`. Raises PhotoRejected as `decode_photo` does, and with 'no_colour'
+  when the centred square's colourfulness is under MIN_COLOURFULNESS."""
+  # Extra crops may be down to MIN_CROP_SCALE of the short side: JPEGs are decoded large
+  # enough that those still have IMAGE_SIZE pixels.
+  scale = 1.0 if crops_per_image == 1 else MIN_CROP_SCALE
+  photo = decode_photo(data, max_megapixels, draft_size=math.ceil(IMAGE_SIZE / scale))
+  height, width = photo.rgb.shape[:2]
+  crops = [photo_to_records(photo.rgb[box.top:box.top + box.side, box.left:box.left + box.side])
+           for box in crop_boxes(height, width, crops_per_image, sha256)]
+  colourfulness = float(crops[0]['colourfulness'])
+  if colourfulness < MIN_COLOURFULNESS:
+    raise PhotoRejected('no_colour', f'colourfulness {colourfulness:.1f} is under '
+                        f'{MIN_COLOURFULNESS:g}: a gray photo would teach gray')
+  return photo, crops
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])

@@ -8,6 +8,7 @@
 | `source`         | bytes  | 1           | URI of the original file                         |
 | `content_sha256` | bytes  | 1           | sha256 of the file's bytes (split and dedup key) |
 | `height`,`width` | int64  | 1           | the photo's own size, after EXIF orientation     |
+| `crop`           | int64  | 1           | which crop of the photo (0: the centred square; `preprocessing.crop_boxes`); 0 when absent |
 
 Records are written as GZIP-compressed TFRecords, like TFX's own ExampleGen.
 """
@@ -26,13 +27,14 @@ FEATURES = {
     'content_sha256': tf.io.FixedLenFeature([], tf.string),
     'height': tf.io.FixedLenFeature([], tf.int64),
     'width': tf.io.FixedLenFeature([], tf.int64),
+    'crop': tf.io.FixedLenFeature([], tf.int64, default_value=0),
 }
 
 COMPRESSION = 'GZIP'
 
 
 def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source: str,
-                 content_sha256: str, height: int, width: int) -> tf.train.Example:
+                 content_sha256: str, height: int, width: int, crop: int = 0) -> tf.train.Example:
   """One record; `l` and `ab` are the uint8 arrays of `preprocessing.photo_to_records`."""
   size = preprocessing.IMAGE_SIZE
   if l.shape != (size, size) or ab.shape != (size, size, 2):
@@ -46,6 +48,7 @@ def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source
       'content_sha256': feature(bytes_list=tf.train.BytesList(value=[content_sha256.encode()])),
       'height': feature(int64_list=tf.train.Int64List(value=[height])),
       'width': feature(int64_list=tf.train.Int64List(value=[width])),
+      'crop': feature(int64_list=tf.train.Int64List(value=[crop])),
   }))
 
 

@@ -15,6 +15,9 @@ its signatures.
   both as `lab` [N, 256, 256, 3], dequantized from the records: the Evaluator's labels.
 - `prepare_image`: encoded images -> `l` [N, 256, 256, 1] (L in [0, 100]) and
   `embedding` [N, 1000]: what the colorizer sees, to check serving against ingestion.
+- `from_l`: `l` [N, 256, 256, 1] (L in [0, 100], as the records store it) -> `ab`, the
+  predicted ab / 128, embedding computed inside: `colorizer evaluate` scores photos
+  that were never ingested with it.
 
 The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
@@ -92,6 +95,12 @@ class _Colorize(tf.Module):
     return {'l': l_small,
             'embedding': self._embed(preprocessing.embedding_input(l_small))}
 
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE, 1], tf.float32,
+                    name='l')])
+  def from_l(self, l):
+    return {'ab': self._predict_ab(l)}
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def from_examples(self, examples):
     features = records.parse(examples)
@@ -113,6 +122,7 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
   tf.saved_model.save(module, export_dir, signatures={
       'serving_default': module.serving_default.get_concrete_function(),
       'prepare_image': module.prepare_image.get_concrete_function(),
+      'from_l': module.from_l.get_concrete_function(),
       'from_examples': module.from_examples.get_concrete_function(),
       'transform_features': module.transform_features.get_concrete_function(),
   })

@@ -17,6 +17,8 @@ from tfx import v1 as tfx
 
 from components import ingest
 from model import embedding
+from model import losses
+from model import metrics
 from model import network
 from model import preprocessing
 from model import records
@@ -29,14 +31,22 @@ LEARNING_RATE = 'learning_rate'
 EPOCHS = 'epochs'
 EMBEDDING_WEIGHTS = 'embedding_weights'
 SHUFFLE_BUFFER = 'shuffle_buffer'
+LR_SCHEDULE = 'lr_schedule'
+LOSS = 'loss'
 
 DEFAULTS = {
     BATCH_SIZE: configs.BATCH_SIZE,
     LEARNING_RATE: configs.LEARNING_RATE,
+    LR_SCHEDULE: configs.LR_SCHEDULE,
     EPOCHS: configs.EPOCHS,
     EMBEDDING_WEIGHTS: configs.EMBEDDING_WEIGHTS,
     SHUFFLE_BUFFER: configs.SHUFFLE_BUFFER,
+    LOSS: configs.LOSS,
 }
+CONSTANT = 'constant'
+COSINE = 'cosine'
+LR_SCHEDULES = (CONSTANT, COSINE)
+WARMUP_SHARE = 0.05  # of the steps, for the cosine schedule
 TRAINING_LOG = 'training_log.csv'
 
 
@@ -101,14 +111,27 @@ def records_fingerprint(file_patterns: List[str]) -> str:
   return fingerprints.pop()
 
 
+def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
+  """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), which oneDNN
+  uses for twice the float32 convolution throughput. Elsewhere bfloat16 is emulated,
+  and slower."""
+  try:
+    with open(cpuinfo) as f:
+      flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+  except OSError:
+    return False
+  return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
 def distribution_strategy() -> tf.distribute.Strategy:
-  """MirroredStrategy over the visible GPUs with mixed precision; the default
-  (one device) strategy in float32 on a machine without GPUs."""
+  """MirroredStrategy over the visible GPUs in mixed float16; without GPUs the default
+  (one device) strategy, in mixed bfloat16 on CPUs that compute it natively (2x the
+  training speed on 2 AMD EPYC cores), else in float32. The weights stay float32."""
   gpus = tf.config.list_logical_devices('GPU')
   if gpus:
     tf.keras.mixed_precision.set_global_policy('mixed_float16')
     return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-  tf.keras.mixed_precision.set_global_policy('float32')
+  tf.keras.mixed_precision.set_global_policy('mixed_bfloat16' if cpu_has_bfloat16() else 'float32')
   return tf.distribute.get_strategy()
 
 
@@ -120,11 +143,55 @@ def _backup_dir(fn_args: tfx.components.FnArgs, config: dict) -> str:
   return os.path.join(trainer_root, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
-def compiled_colorizer(learning_rate: float) -> tf.keras.Model:
-  """The fusion colorizer, compiled for training: Adam on the MSE of ab / 128."""
+def learning_rate(peak: float, schedule: str, steps: int):
+  """`constant`: `peak` throughout. `cosine`: a linear warm-up to `peak` over the first
+  WARMUP_SHARE of the steps, then a cosine decay to 0 at the last step."""
+  if schedule == CONSTANT:
+    return peak
+  if schedule != COSINE:
+    raise ValueError(f'unknown learning-rate schedule {schedule!r}; one of {LR_SCHEDULES}')
+  warmup = int(steps * WARMUP_SHARE)
+  return tf.keras.optimizers.schedules.CosineDecay(
+      0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
+
+
+def training_loss(name: str, train_files: List[str]):
+  """`mse` (the seed's) or `rarity` (losses.RarityWeightedMSE, its colour distribution
+  counted on `train_files`)."""
+  if name == losses.MSE:
+    return 'mse'
+  if name == losses.RARITY:
+    return losses.RarityWeightedMSE(losses.ab_distribution(train_files))
+  raise ValueError(f'unknown loss {name!r}; one of {losses.LOSSES}')
+
+
+def compiled_colorizer(rate, loss='mse') -> tf.keras.Model:
+  """The fusion colorizer, compiled for training: Adam at `rate` (a number or a
+  schedule) on `loss` of ab / 128."""
   colorizer = network.build_colorizer()
-  colorizer.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss='mse')
+  colorizer.compile(optimizer=tf.keras.optimizers.Adam(rate), loss=loss)
   return colorizer
+
+
+class ValidationMetrics(tf.keras.callbacks.Callback):
+  """After each epoch, the Evaluator's metrics (model.metrics) of the model and of the
+  gray baseline on the same validation batches every time, logged as `val_<name>`:
+  learning curves in training_log.csv and TensorBoard, in the units of the gate and
+  the report."""
+
+  def __init__(self, batches: tf.data.Dataset):
+    super().__init__()
+    self._batches = batches
+
+  def on_epoch_end(self, epoch, logs=None):
+    scores = metrics.create_all()
+    for inputs, ab in self._batches:
+      predicted = self.model(inputs, training=False)
+      label = tf.concat([inputs[network.L_INPUT], ab], axis=-1)
+      for metric in scores.values():
+        metric.update_state(label, predicted)
+    if logs is not None:
+      logs.update({f'val_{name}': float(metric.result()) for name, metric in scores.items()})
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -145,15 +212,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   global_batch = batch_size * strategy.num_replicas_in_sync
   train = input_fn(fn_args.train_files, global_batch, training=True,
                    shuffle_buffer=int(config[SHUFFLE_BUFFER]))
+  loss = training_loss(config[LOSS], fn_args.train_files)
   with strategy.scope():
-    colorizer = compiled_colorizer(float(config[LEARNING_RATE]))
+    colorizer = compiled_colorizer(
+        learning_rate(float(config[LEARNING_RATE]), config[LR_SCHEDULE],
+                      steps_per_epoch * epochs), loss)
 
-  validation = {}
+  callbacks = []
   if fn_args.eval_steps:
-    validation = {'validation_data': input_fn(fn_args.eval_files, global_batch, training=False),
-                  'validation_steps': fn_args.eval_steps}
+    callbacks.append(ValidationMetrics(
+        input_fn(fn_args.eval_files, global_batch, training=False).take(fn_args.eval_steps)))
   backup = _backup_dir(fn_args, config)
-  callbacks = [
+  callbacks += [
       tf.keras.callbacks.BackupAndRestore(backup),
       tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
       tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
@@ -164,6 +234,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  'backups in %s', fn_args.train_steps, epochs, global_batch,
                  type(strategy).__name__, strategy.num_replicas_in_sync, backup)
     colorizer.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=2, **validation)
+                  callbacks=callbacks, verbose=2)
   tf.keras.mixed_precision.set_global_policy('float32')
   serving.export(colorizer, weights, fn_args.serving_model_dir)

@@ -75,7 +75,7 @@ class Sizes:
   fullres_side: Sequence[int] = (4000, 3000)  # 12 megapixels
   fullres_calls: int = 3
   rss_copies: int = 10
-  photo_limit: Optional[int] = None  # of the bundled photos, per copy
+  photo_limit: Optional[int] = 27   # of the bundled photos (in name order), per copy
   beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the ingestion job's, as users run it
 
 

@@ -3,6 +3,7 @@
   colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
   colorizer run --data PHOTOS --output-root DIR        ingest, train, evaluate, push
   colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
+  colorizer evaluate --model DIR --data PHOTOS         metrics against the gray baseline
   colorizer serve --model outputs/serving_model        REST API + web page on :8501
   colorizer compile --output pipeline.yaml ...         for Kubeflow Pipelines / Vertex AI
   colorizer submit | schedule --package pipeline.yaml  run it once / on a cron schedule
@@ -24,6 +25,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO line
 from pipeline import configs
 
 
+def _crops_flag(fv: flags.FlagValues) -> None:
+  flags.DEFINE_integer('crops-per-image', configs.CROPS_PER_IMAGE, 'Examples written per '
+                       'photo: the centred square, then squares of 1/2 to 1 times the short '
+                       'side at random (but repeatable) positions. All crops of a photo go '
+                       'to its split.', lower_bound=1, flag_values=fv)
+
+
 def _ingest_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('data', None, 'Photos: a folder (all files below it), a glob, or '
                       'a gs:// folder or glob.', flag_values=fv, required=True)
@@ -40,6 +48,7 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
                        'content hash, so stable across runs) in Split-eval.', flag_values=fv)
   flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Reject larger photos '
                      '(read from the header, before decoding).', flag_values=fv)
+  _crops_flag(fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
                             '--beam-arg=--direct_num_workers=2; repeatable.', flag_values=fv)
 
@@ -56,6 +65,7 @@ def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
   report = ingest.ingest(
       fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,
       eval_percent=fv['eval-percent'].value, max_megapixels=fv['max-megapixels'].value,
+      crops_per_image=fv['crops-per-image'].value,
       beam_args=list(configs.LOCAL_BEAM_ARGS) + fv['beam-arg'].value)
   _print_ingest_summary(report, fv.out, time.time() - start)
   return 0
@@ -68,7 +78,8 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
   print(f'\nIngested {report["total"]} files in {seconds:.0f} s '
         f'({report["written"] / max(seconds, 1e-9):.1f} photos/s written)')
-  print(f'  written   {report["written"]:5d}  ({splits})')
+  examples = ', '.join(f'{name} {count}' for name, count in report['examples'].items())
+  print(f'  written   {report["written"]:5d}  ({splits}; examples: {examples or "none"})')
   print(f'  rejected  {rejected:5d}  ({reasons or "none"})')
   for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
     print(f'    {entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}')
@@ -89,12 +100,19 @@ def _training_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
   flags.DEFINE_integer('batch-size', configs.BATCH_SIZE, 'Batch size per replica.',
                        flag_values=fv)
-  flags.DEFINE_float('learning-rate', configs.LEARNING_RATE, 'Adam learning rate.',
-                     flag_values=fv)
+  flags.DEFINE_float('learning-rate', configs.LEARNING_RATE, 'Adam learning rate (the peak, '
+                     'with --lr-schedule cosine).', flag_values=fv)
+  flags.DEFINE_enum('lr-schedule', configs.LR_SCHEDULE, ['constant', 'cosine'], 'constant, '
+                    'or cosine: a warm-up over the first 5% of the steps, then a cosine '
+                    'decay to 0.', flag_values=fv)
+  flags.DEFINE_enum('loss', configs.LOSS, ['mse', 'rarity'], 'mse (the seed\'s), or rarity: '
+                    'MSE weighted towards rarer, more saturated colours (Zhang et al. '
+                    '2016), against the brown average of MSE colourizers.', flag_values=fv)
   flags.DEFINE_integer('epochs', configs.EPOCHS, 'Epochs (checkpoints) the steps are spread '
                        'over.', flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
                        'Split-eval.', flag_values=fv)
+  _crops_flag(fv)
   flags.DEFINE_float('min-improvement-over-gray', configs.MIN_IMPROVEMENT_OVER_GRAY,
                      'Gate: ab-MSE must be at most (1 - this) x the gray baseline\'s.',
                      flag_values=fv)
@@ -110,9 +128,11 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
   """create_pipeline's keyword arguments from _training_flags."""
   return dict(
       embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
+      crops_per_image=fv['crops-per-image'].value,
       train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
       hyperparameters={'batch_size': fv['batch-size'].value,
                        'learning_rate': fv['learning-rate'].value,
+                       'lr_schedule': fv['lr-schedule'].value, 'loss': fv.loss,
                        'epochs': fv['epochs'].value},
       min_improvement_over_gray=fv['min-improvement-over-gray'].value,
       max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
@@ -163,6 +183,28 @@ def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
   failures = colorize.colorize_files(args, fv.model, fv.out, fv.format,
                                      fv['max-megapixels'].value)
   return 1 if failures else 0
+
+
+def _evaluate_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
+                      'versions (the highest is used).', flag_values=fv, required=True)
+  flags.DEFINE_string('data', None, 'Colour photos to score on: a folder (all files below '
+                      'it), a glob or a file, local or gs://. Use photos the model never '
+                      'trained on.', flag_values=fv, required=True)
+  flags.DEFINE_string('out', None, 'Also write the figures, and which files were scored or '
+                      'skipped, to this JSON file.', flag_values=fv)
+  flags.DEFINE_string('grid', None, 'Also write an image (.png or .jpg) of the first '
+                      'photos: gray input | model output | truth.', flag_values=fv)
+  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Skip larger photos.',
+                     flag_values=fv)
+
+
+def _run_evaluate(fv: flags.FlagValues, args: List[str]) -> int:
+  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+  if args:
+    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  evaluate.run(fv.model, fv.data, fv.out, fv.grid, fv['max-megapixels'].value)
+  return 0
 
 
 def _compile_flags(fv: flags.FlagValues) -> None:
@@ -363,6 +405,8 @@ COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
     'run': (_run_flags, _run_run, 'the whole pipeline on this machine (LocalDagRunner)'),
     'colorize': (_colorize_flags, _run_colorize,
                  'INPUT... -> colour photos, with a trained model'),
+    'evaluate': (_evaluate_flags, _run_evaluate,
+                 'a model\'s metrics and the gray baseline\'s on a folder of photos'),
     'serve': (_serve_flags, _run_serve,
               'TF Serving\'s REST API and a web page over the pushed models'),
     'compile': (_compile_flags, _run_compile,

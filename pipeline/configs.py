@@ -10,6 +10,7 @@ EMBEDDING_WEIGHTS = 'imagenet'   # or 'none' (random, tests), or an .h5 path or 
 DEMO_EMBEDDING_WEIGHTS = 'auto'  # ImageNet when cached or downloadable, else random
 EVAL_PERCENT = 10                # share of photos (by content hash) in Split-eval
 MAX_MEGAPIXELS = 50.0            # larger photos are rejected from their header
+CROPS_PER_IMAGE = 1              # examples per photo: the centred square, then random crops
 
 # Beam on the local machine: the DirectRunner's worker processes, one per core.
 LOCAL_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
@@ -19,6 +20,8 @@ TRAIN_STEPS = 2000
 EVAL_STEPS = 50
 BATCH_SIZE = 8
 LEARNING_RATE = 1e-3
+LR_SCHEDULE = 'constant'         # or 'cosine': warm-up, then decay to 0 (model/trainer.py)
+LOSS = 'mse'                     # or 'rarity': weighted towards rare colours (model/losses.py)
 EPOCHS = 10                      # train_steps are spread over this many epochs (checkpoints)
 SHUFFLE_BUFFER = 256
 

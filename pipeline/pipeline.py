@@ -16,9 +16,10 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import example_gen
 from components import pusher
+from model import metrics
 from pipeline import configs
 
-_METRICS_MODULE = 'model.metrics'
+_METRICS_MODULE = metrics.__name__
 
 
 def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_GRAY,
@@ -26,32 +27,26 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
   """Colorization metrics for the candidate and the gray baseline, and the two gates:
   ab-MSE at most (1 - min_improvement_over_gray) times the gray baseline's (holds on a
   first run too), and at most `max_regression` worse than the last blessed model's."""
-  def metric(class_name: str, name: str, gray: bool = False, threshold=None):
+  def metric(class_name: str, name: str, gray: bool, threshold=None):
     config = f'{{"name": "{name}", "gray": {str(gray).lower()}}}'
     return tfma.MetricConfig(class_name=class_name, module=_METRICS_MODULE, config=config,
                              threshold=threshold)
 
-  lower_is_better = tfma.MetricDirection.LOWER_IS_BETTER
+  thresholds = {
+      'ab_mse': tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.LOWER_IS_BETTER,
+          absolute={'value': max_regression})),
+      'ab_mse_vs_gray': tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+          upper_bound={'value': 1.0 - min_improvement_over_gray})),
+  }
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='from_examples', label_key='lab',
                                   prediction_key='ab',
                                   preprocessing_function_names=['transform_features'])],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[
-          metric('AbMSE', 'ab_mse', threshold=tfma.MetricThreshold(
-              change_threshold=tfma.GenericChangeThreshold(
-                  direction=lower_is_better, absolute={'value': max_regression}))),
-          metric('AbMSEVsGray', 'ab_mse_vs_gray', threshold=tfma.MetricThreshold(
-              value_threshold=tfma.GenericValueThreshold(
-                  upper_bound={'value': 1.0 - min_improvement_over_gray}))),
-          metric('PSNR', 'psnr'),
-          metric('AuC', 'auc'),
-          metric('Colourfulness', 'colourfulness'),
-          metric('AbMSE', 'gray_ab_mse', gray=True),
-          metric('PSNR', 'gray_psnr', gray=True),
-          metric('AuC', 'gray_auc', gray=True),
-          metric('Colourfulness', 'gray_colourfulness', gray=True),
-      ])])
+          metric(metric_class.__name__, name, gray, thresholds.get(name))
+          for name, metric_class, gray in metrics.EVALUATED])])
 
 
 def create_pipeline(
@@ -62,6 +57,7 @@ def create_pipeline(
     embedding_weights: str = configs.EMBEDDING_WEIGHTS,
     eval_percent: int = configs.EVAL_PERCENT,
     max_megapixels: float = configs.MAX_MEGAPIXELS,
+    crops_per_image: int = configs.CROPS_PER_IMAGE,
     train_steps: int = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
     hyperparameters: Optional[Dict] = None,
@@ -82,7 +78,8 @@ def create_pipeline(
   input_base, pattern = example_gen.input_base_and_pattern(data)
   ingest = example_gen.PhotoExampleGen(
       input_base=input_base, pattern=pattern, eval_percent=eval_percent,
-      embedding_weights=embedding_weights, max_megapixels=max_megapixels)
+      embedding_weights=embedding_weights, max_megapixels=max_megapixels,
+      crops_per_image=crops_per_image)
 
   trainer = tfx.components.Trainer(
       run_fn='model.trainer.run_fn',

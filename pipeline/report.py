@@ -20,12 +20,11 @@ from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
 from components import pusher
+from model import metrics
 from model import preprocessing
 from model import records
 
 GRID_PHOTOS = 8
-METRICS = [('ab_mse', 'ab-MSE (lower is better)'), ('psnr', 'PSNR, dB'),
-           ('auc', 'AuC, %'), ('colourfulness', 'colourfulness')]
 
 
 def _newest(store, type_name: str):
@@ -50,7 +49,9 @@ def _png(rgb: np.ndarray) -> str:
 
 def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
   files = tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*'))
+  centred = {'crop': records.FEATURES['crop']}  # One crop per photo: the centred square.
   serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)
+                .filter(lambda r: tf.io.parse_single_example(r, centred)['crop'] == 0)
                 .take(GRID_PHOTOS)]
   if not serialized:
     return []
@@ -96,7 +97,7 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> None
 
   rows = ''.join(f'<tr><td>{label}</td><td>{cell(candidate.get(key))}</td>'
                  f'<td>{cell(candidate.get("gray_" + key))}</td><td>{cell(baseline.get(key))}</td></tr>'
-                 for key, label in METRICS)
+                 for key, label in metrics.REPORTED)
   grid = ''.join(
       f'<tr><td><img src="{p["gray"]}"></td><td><img src="{p["output"]}"></td>'
       f'<td><img src="{p["truth"]}"></td><td>{html.escape(p["source"])}</td></tr>'

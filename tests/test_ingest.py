@@ -105,11 +105,13 @@ def test_embeddings_equal_the_network_on_the_stored_gray_image(ingested, weights
   assert np.allclose(stored, expected, atol=1e-4)
 
 
-def test_split_is_by_content_and_stable(ingested, weights, tmp_path):
-  """Re-ingesting the same photos under other names and among other files keeps each
-  photo in its split."""
+def test_crops_are_all_written_to_their_photos_split_which_is_by_content(
+    ingested, weights, tmp_path):
+  """Re-ingesting the same photos under other names and among other files, with 3 crops
+  each: every crop is written, as preprocessing.crop_boxes cuts it from the photo, and
+  all crops of a photo land in the split the photo had before."""
   folder, expected, out, _ = ingested
-  first = {e['content_sha256'].numpy(): split
+  first = {e['content_sha256'].numpy().decode(): split
            for split, _ in SPLITS for e in read_split(out, split)}
   renamed = tmp_path / 'renamed'
   renamed.mkdir()
@@ -117,10 +119,28 @@ def test_split_is_by_content_and_stable(ingested, weights, tmp_path):
     shutil.copy(os.path.join(folder, name), renamed / f'photo-{i}{os.path.splitext(name)[1]}')
   again = str(tmp_path / 'again')
   report = ingest.ingest(str(renamed), again, embedding_weights=embedding.RANDOM,
-                         eval_percent=50)
-  second = {e['content_sha256'].numpy(): split
-            for split, _ in SPLITS for e in read_split(again, split)}
-  assert second == first and report['written'] == len(first)
+                         eval_percent=50, crops_per_image=3)
+
+  crops = {}
+  for split, _ in SPLITS:
+    for example in read_split(again, split):
+      crops.setdefault(example['content_sha256'].numpy().decode(), []).append(
+          (split, int(example['crop']), example))
+  assert {sha: {split for split, _, _ in found} for sha, found in crops.items()} == {
+      sha: {split} for sha, split in first.items()}
+  assert all(sorted(crop for _, crop, _ in found) == [0, 1, 2] for found in crops.values())
+  assert report['written'] == len(first)
+  assert report['examples'] == {split: 3 * report['splits'][split] for split in report['splits']}
+  assert all(f['examples'] == 3 for f in report['files'] if f['status'] == 'written')
+
+  for sha, found in crops.items():
+    source = found[0][2]['source'].numpy().decode()
+    photo, _ = pp.photo_crops(open(source, 'rb').read(), sha, crops_per_image=3)
+    boxes = pp.crop_boxes(*photo.rgb.shape[:2], 3, sha)
+    for _, crop, example in found:
+      box = boxes[crop]
+      cut = pp.photo_to_records(photo.rgb[box.top:box.top + box.side, box.left:box.left + box.side])
+      assert np.array_equal(example['ab'], pp.dequantize_ab(cut['ab']))
 
 
 def test_split_for_spreads_hashes_by_their_buckets():

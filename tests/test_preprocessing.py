@@ -200,6 +200,33 @@ def test_photo_to_records_crops_the_centre_and_quantizes():
   assert np.isclose(gray.mean(), pp.scale_l(l).mean(), atol=0.01)
 
 
+def test_crop_boxes_start_with_the_centre_and_are_repeatable():
+  seed = 'ab' * 32
+  boxes = pp.crop_boxes(300, 400, 16, seed)
+  assert len(boxes) == 16
+  assert boxes[0] == pp.CropBox(0, 50, 300)           # The centred square.
+  for box in boxes:
+    assert pp.MIN_CROP_SCALE * 300 - 1 <= box.side <= 300
+    assert 0 <= box.top <= 300 - box.side and 0 <= box.left <= 400 - box.side
+  assert len(set(boxes)) == 16                        # New framings, none repeated.
+  assert pp.crop_boxes(300, 400, 16, seed) == boxes   # Re-ingestion writes the same crops.
+  assert pp.crop_boxes(300, 400, 16, 'cd' * 32)[1:] != boxes[1:]
+  assert pp.crop_boxes(300, 400, 1, seed) == boxes[:1]
+
+
+def test_photo_crops_decode_large_enough_for_the_smallest_crop():
+  big = encode(colourful_image(3, 1600, 1200), 'JPEG', quality=90)
+  photo, crops = pp.photo_crops(big, 'ef' * 32, crops_per_image=4)
+  assert min(photo.rgb.shape[:2]) >= pp.IMAGE_SIZE / pp.MIN_CROP_SCALE  # Draft kept >= 512.
+  assert (photo.height, photo.width) == (1200, 1600) and len(crops) == 4
+  one_photo, one = pp.photo_crops(big, 'ef' * 32)
+  assert min(one_photo.rgb.shape[:2]) < min(photo.rgb.shape[:2])       # 1 crop: drafted to 256+.
+  assert len(one) == 1
+  gray = encode(np.repeat(colourful_image(3)[..., :1], 3, axis=2), 'PNG')
+  with pytest.raises(pp.PhotoRejected, match='no_colour'):
+    pp.photo_crops(gray, 'ef' * 32, crops_per_image=4)
+
+
 def test_lab_to_rgb_keeping_l_desaturates_instead_of_clipping():
   l = tf.tile(tf.linspace(5.0, 95.0, 100)[:, None, None], [1, 20, 1])
   ab = tf.concat([tf.zeros_like(l), tf.where(l > 50, 60.0, -50.0)], axis=-1)  # Partly outside sRGB.

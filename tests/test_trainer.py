@@ -35,10 +35,17 @@ def test_trainer_exports_a_serving_model_with_its_weights_fingerprint(trained):
   with open(os.path.join(serving_dir, serving.WEIGHTS_FINGERPRINT_FILE)) as f:
     assert f.read() == trained['examples'].custom_properties['embedding_weights'].string_value
   loaded = tf.saved_model.load(serving_dir)
-  assert set(loaded.signatures) == {'serving_default', 'prepare_image', 'from_examples',
-                                    'transform_features'}
+  assert set(loaded.signatures) == {'serving_default', 'prepare_image', 'from_l',
+                                    'from_examples', 'transform_features'}
   run_dir = trained['model_run'].uri
   assert epochs_logged(run_dir) == [0, 1, 2]
+  with open(os.path.join(run_dir, trainer.TRAINING_LOG)) as f:
+    curve = list(csv.DictReader(f))
+  # Learning curves in the gate's units, next to the gray baseline's.
+  for name in ('ab_mse', 'psnr', 'auc', 'colourfulness', 'ab_mse_vs_gray'):
+    assert all(float(row[f'val_{name}']) >= 0 for row in curve), name
+  assert len({row['val_gray_psnr'] for row in curve}) == 1  # The same batches every epoch.
+  assert float(curve[-1]['val_ab_mse']) < float(curve[-1]['val_gray_ab_mse'])
   assert glob.glob(os.path.join(run_dir, '**', 'events.out.tfevents.*'), recursive=True)
 
 
@@ -86,3 +93,14 @@ def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
   with pytest.raises(ValueError, match='embedded with weights'):
     trainer.run_fn(args)
   assert not os.path.exists(tmp_path / 'serving')
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+  assert trainer.learning_rate(2e-3, trainer.CONSTANT, 100) == 2e-3
+  schedule = trainer.learning_rate(2e-3, trainer.COSINE, 200)
+  rates = [float(schedule(step)) for step in (0, 5, 10, 105, 199, 200)]
+  assert rates[0] == 0.0 and rates[1] == pytest.approx(1e-3) and rates[2] == pytest.approx(2e-3)
+  assert rates[3] == pytest.approx(1e-3, rel=0.02)      # Half-way through the decay.
+  assert rates[4] < 1e-6 and rates[5] == pytest.approx(0.0, abs=1e-9)
+  with pytest.raises(ValueError, match='unknown learning-rate schedule'):
+    trainer.learning_rate(1e-3, 'linear', 100)

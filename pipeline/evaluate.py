@@ -1,0 +1,139 @@
+"""`colorizer evaluate`: a model's colorization metrics on any folder of colour photos.
+
+Each photo is prepared as ingestion prepares it (`preprocessing.photo_crops`: decoded,
+the centred square at 256x256 in Lab, quantized), coloured from its L alone by the
+model's `from_l` signature, and scored with the Evaluator's own metrics
+(`model.metrics`): ab-MSE, PSNR, AuC and colourfulness, for the model and for the gray
+baseline (ab = 0) on the same photos. So the figures compare with the report's, on
+photos of the user's choosing. A file that ingestion would reject is listed with its
+reason and not scored.
+"""
+import hashlib
+import io
+import json
+import sys
+from typing import Dict, List, Optional
+
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import numpy as np
+from PIL import Image, ImageDraw
+import tensorflow as tf
+from tqdm import tqdm
+
+from model import metrics
+from model import preprocessing
+from model import serving
+from pipeline import colorize
+
+BATCH_SIZE = 16
+GRID_PHOTOS = 8
+_GRID_SIDE = 192
+
+
+def _prepare(path: str, max_megapixels: float) -> Dict[str, np.ndarray]:
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    data = f.read()
+  _, crops = preprocessing.photo_crops(data, hashlib.sha256(data).hexdigest(), max_megapixels)
+  return {'l': preprocessing.dequantize_l(crops[0]['l'])[..., None].numpy(),   # [256, 256, 1]
+          'ab': preprocessing.dequantize_ab(crops[0]['ab']).numpy()}          # [256, 256, 2]
+
+
+def _rgb(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
+  lab = tf.concat([l, ab], axis=-1)
+  return (preprocessing.lab_to_rgb_keeping_l(lab).numpy() * 255).round().astype(np.uint8)
+
+
+def write_grid(path: str, rows: List[Dict[str, np.ndarray]]) -> None:
+  """An image of one row per photo: gray input | model output | truth."""
+  header = 24
+  grid = Image.new('RGB', (3 * _GRID_SIDE, header + len(rows) * _GRID_SIDE), 'white')
+  draw = ImageDraw.Draw(grid)
+  for column, title in enumerate(('gray input', 'model output', 'truth')):
+    draw.text((column * _GRID_SIDE + 8, 6), title, fill='black')
+  for row, images in enumerate(rows):
+    for column, key in enumerate(('gray', 'output', 'truth')):
+      tile = Image.fromarray(images[key]).resize((_GRID_SIDE, _GRID_SIDE), Image.LANCZOS)
+      grid.paste(tile, (column * _GRID_SIDE, header + row * _GRID_SIDE))
+  buffer = io.BytesIO()
+  grid.save(buffer, 'JPEG' if path.lower().endswith(('.jpg', '.jpeg')) else 'PNG', quality=90)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())
+
+
+def evaluate(model_dir: str, data: str,
+             max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+             grid: Optional[str] = None) -> dict:
+  """Scores the model (a SavedModel or a serving folder: the newest version) on the
+  photos in `data` (a folder, a glob or a file); returns the figures, the scored files
+  and the skipped ones with their reasons."""
+  files = colorize.expand_inputs([data])
+  loaded = tf.saved_model.load(serving.latest_version(model_dir))
+  if 'from_l' not in loaded.signatures:
+    raise ValueError(f'{model_dir} has no from_l signature: it was exported by an older '
+                     'version of the colorizer; export it again (rerun the pipeline)')
+  predict = loaded.signatures['from_l']
+  scores = metrics.create_all()
+  skipped, scored, grid_rows = [], [], []
+  for start in tqdm(range(0, len(files), BATCH_SIZE), desc='evaluate', unit='batch',
+                    disable=len(files) <= BATCH_SIZE):
+    photos = []
+    for path in files[start:start + BATCH_SIZE]:
+      try:
+        photos.append(_prepare(path, max_megapixels))
+        scored.append(path)
+      except preprocessing.PhotoRejected as e:
+        skipped.append({'source': path, 'reason': e.reason, 'detail': e.detail})
+      except (OSError, tf.errors.OpError) as e:
+        skipped.append({'source': path, 'reason': 'unreadable',
+                        'detail': getattr(e, 'message', None) or str(e)})
+      except Exception as e:  # pylint: disable=broad-except
+        # As in ingestion: one odd file is reported, the others are still scored.
+        skipped.append({'source': path, 'reason': 'undecodable',
+                        'detail': f'{type(e).__name__}: {e}'})
+    if not photos:
+      continue
+    l = np.stack([photo['l'] for photo in photos])                  # [N, 256, 256, 1]
+    ab = np.stack([photo['ab'] for photo in photos])                # [N, 256, 256, 2]
+    predicted = predict(l=tf.constant(l))['ab']                     # [N, 256, 256, 2]
+    label = tf.concat([preprocessing.scale_l(l), preprocessing.scale_ab(ab)], axis=-1)
+    for metric in scores.values():
+      metric.update_state(label, predicted)
+    for i in range(min(len(photos), GRID_PHOTOS - len(grid_rows)) if grid else 0):
+      grid_rows.append({'gray': _rgb(l[i], np.zeros_like(ab[i])),
+                        'output': _rgb(l[i], preprocessing.unscale_ab(predicted[i]).numpy()),
+                        'truth': _rgb(l[i], ab[i])})
+  if not scored:
+    raise ValueError(f'none of the {len(files)} files in {data} could be scored: '
+                     + '; '.join(f'{s["source"]}: {s["reason"]}' for s in skipped[:5]))
+  if grid:
+    write_grid(grid, grid_rows)
+  figures = {name: float(metric.result()) for name, metric in scores.items()}
+  return {'model': model_dir, 'photos': len(scored), 'figures': figures,
+          'scored': scored, 'skipped': skipped}
+
+
+def table(result: dict) -> str:
+  figures = result['figures']
+  lines = [f'{"":28s} {"model":>10s} {"gray (ab = 0)":>14s}']
+  lines += [f'{label:28s} {figures[name]:10.4f} {figures["gray_" + name]:14.4f}'
+            for name, label in metrics.REPORTED]
+  lines.append(f'{"ab-MSE / gray ab-MSE":28s} {figures["ab_mse_vs_gray"]:10.4f}')
+  return '\n'.join(lines)
+
+
+def run(model_dir: str, data: str, out: Optional[str], grid: Optional[str],
+        max_megapixels: float) -> dict:
+  result = evaluate(model_dir, data, max_megapixels, grid)
+  for entry in result['skipped']:
+    print(f'colorizer evaluate: skipped {entry["source"]}: {entry["reason"]}: '
+          f'{entry["detail"]}', file=sys.stderr)
+  print(f'Scored {result["photos"]} photos ({len(result["skipped"])} skipped) with '
+        f'{serving.latest_version(model_dir)}, at {preprocessing.IMAGE_SIZE}x'
+        f'{preprocessing.IMAGE_SIZE} (the centred square):\n\n{table(result)}')
+  if out:
+    with tf.io.gfile.GFile(out, 'w') as f:
+      json.dump(result, f, indent=1)
+    print(f'\n{out}')
+  if grid:
+    print(f'{grid} (gray input | model output | truth)')
+  return result
