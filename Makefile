@@ -20,21 +20,25 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test]"
 	@touch $(STAMP)
 
-DEMO_PHOTOS := data/samples/skimage-astronaut.jpg data/samples/skimage-coffee.jpg \
-               data/samples/mate-ladybird.jpg data/samples/plasma-eveningglow.jpg
+# The demo's recipe (README, "The demo model"): 8 crops of each photo, batches of 16, a
+# cosine schedule; then it colourizes and scores the photos it never trained on.
+DEMO_TRAINING := --crops-per-image 8 --train-steps 300 --batch-size 16 --learning-rate 5e-4 \
+                 --lr-schedule cosine --loss mse --epochs 10 --eval-steps 10
 
 demo: $(STAMP)
 	$(VENV)/bin/colorizer run --data data/samples --output-root $(OUTPUTS) \
-	    --embedding-weights auto --train-steps 300 --batch-size 8 --epochs 10
+	    --embedding-weights auto $(DEMO_TRAINING)
 	@if [ -n "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" ]; then \
 	  model=$(OUTPUTS)/serving_model; \
 	 else \
 	  model=$$(ls -d $(OUTPUTS)/pipeline_root/Trainer/model/*/Format-Serving | sort -t/ -k5 -n | tail -1); \
 	  echo "The demo model was not blessed (see $(OUTPUTS)/report.html), so nothing was pushed;"; \
-	  echo "colourizing with the unblessed candidate $$model instead."; \
+	  echo "using the unblessed candidate $$model instead."; \
 	 fi; \
-	 $(VENV)/bin/colorizer colorize $(DEMO_PHOTOS) --model $$model --out $(OUTPUTS)/colorized && \
-	 echo "Colourized (from their luminance alone) into $(OUTPUTS)/colorized/"
+	 $(VENV)/bin/colorizer colorize data/held_out --model $$model --out $(OUTPUTS)/colorized && \
+	 echo "Colourized the held-out photos (from their luminance alone) into $(OUTPUTS)/colorized/" && \
+	 $(VENV)/bin/colorizer evaluate --model $$model --data data/held_out \
+	     --out $(OUTPUTS)/held_out.json --grid $(OUTPUTS)/held_out.jpg
 	@echo "Report: $(OUTPUTS)/report.html   Served model: $(OUTPUTS)/serving_model/"
 
 # Debian's chromium, for the web page's browser test (installed once, with apt).
