@@ -5,7 +5,9 @@ quantization of the stored records all live here, so that the three stages canno
 drift apart: ingestion (`components.ingest`), the Trainer and the serving signature
 import these functions rather than re-implementing them.
 
-Colour space: CIE Lab, D65 white point, from sRGB (tensorflow-io's colour ops).
+Colour space: CIE Lab, D65 white point, from sRGB (tensorflow-io's colour ops; at a
+photo's full resolution, `photo_with_colour` has the same formulas written out as table
+lookups and one matrix product, to within one 8-bit level).
 L is in [0, 100]; a and b of sRGB colours lie within about [-86, 98] and [-108, 95].
 
 Model scaling: L enters the model as `L / 50 - 1` in [-1, 1]; the model predicts
@@ -241,7 +243,7 @@ def crop_boxes(height: int, width: int, count: int, seed: str) -> List[CropBox]:
 
 
 def resize(image: tf.Tensor, size: int) -> tf.Tensor:
-  """Resizes an [H, W, C] image of floats to [size, size, C], antialiased (no aliasing
+  """Resizes an [H, W, C] image to floats [size, size, C], antialiased (no aliasing
   when a large photo shrinks)."""
   return tf.image.resize(image, [size, size], method='bilinear', antialias=True)
 
@@ -299,14 +301,77 @@ def lab_to_rgb_keeping_l(lab: tf.Tensor, steps: int = 6) -> tf.Tensor:
   return lab_to_rgb(tf.concat([lab[..., :1], ab_in_gamut(lab, steps)], axis=-1))
 
 
-def lightness(rgb: tf.Tensor) -> tf.Tensor:
-  """sRGB floats [..., 3] in [0, 1] -> CIE L [..., 1] (D65), as rgb_to_lab computes it
-  but from the luminance alone: a third of the work, for full-resolution photos."""
-  linear = tf.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-  y = tf.reduce_sum(linear * tf.constant(_LINEAR_RGB_TO_Y), axis=-1, keepdims=True)
-  f = tf.where(y > (6.0 / 29.0) ** 3, tf.math.pow(y, 1.0 / 3.0),
-               y / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
-  return 116.0 * f - 16.0
+def lab_to_rgb8_keeping_l(lab: tf.Tensor) -> tf.Tensor:
+  """`lab_to_rgb_keeping_l` as 8-bit sRGB: the pictures of predictions in reports."""
+  return tf.cast(tf.round(lab_to_rgb_keeping_l(lab) * 255.0), tf.uint8)
+
+
+# Full resolution. At 12 megapixels every float operation over the image costs about
+# 20 ms on two cores and a power function ten times that, so the sRGB transfer curve
+# and CIE's cube root are looked up in tables (exact to the 8-bit output), with the
+# constants folded into the tables and the matrix.
+_DELTA = 6.0 / 29.0
+_STEPS = 65535  # a table's index: value * _STEPS, truncated (uint16's range)
+_AT_STEPS = (np.arange(_STEPS + 1) + 0.5) / _STEPS  # the value each index stands for
+
+
+def _srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+  return np.where(srgb > 0.04045, ((srgb + 0.055) / 1.055) ** 2.4, srgb / 12.92)
+
+
+def _linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+  linear = np.clip(linear, 0.0, 1.0)
+  return np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+  return np.where(t > _DELTA ** 3, np.cbrt(t), t / (3 * _DELTA ** 2) + 4.0 / 29.0)
+
+
+_LINEAR8 = _srgb_to_linear(np.arange(256) / 255.0)
+_GRAY_F = _lab_f(_LINEAR8).astype(np.float32)                       # gray -> f(Y)
+_RGB_Y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * _LINEAR8 * _STEPS).reshape(-1).astype(np.float32)
+_Y_F = _lab_f(_AT_STEPS).astype(np.float32)                         # Y * _STEPS -> f(Y)
+_LINEAR_SRGB8 = np.round(255 * _linear_to_srgb(_AT_STEPS)).astype(np.uint8)
+
+
+def _lookup(table: np.ndarray, index: tf.Tensor) -> tf.Tensor:
+  return tf.gather(tf.constant(table), tf.cast(index, tf.int32))
+
+
+def _lab_fy(pixels: tf.Tensor) -> tf.Tensor:
+  """8-bit sRGB [H, W, C] -> Lab's fy = (L + 16) / 116 [H, W, 1], from the luminance."""
+  def gray():
+    return _lookup(_GRAY_F, pixels)
+
+  def colour():
+    y = tf.reduce_sum(_lookup(_RGB_Y, tf.cast(pixels, tf.int32) + [0, 256, 512]),
+                      axis=-1, keepdims=True)                         # Y * _STEPS
+    return _lookup(_Y_F, tf.saturate_cast(y, tf.uint16))
+
+  return tf.cond(tf.shape(pixels)[-1] == 1, gray, colour)
+
+
+def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+  """The colourized photo at its own resolution: 8-bit sRGB [H, W, C] (C = 1 or 3)
+  and ab [h, w, 2] (Lab units, any size, inside sRGB's gamut) -> 8-bit sRGB
+  [H, W, 3] with the photo's own L and ab stretched over it (bilinear).
+
+  `rgb_to_lab`'s L and `lab_to_rgb` written out so that they take a few passes over
+  the full-size image; out-of-gamut colours are clipped, as `lab_to_rgb` does.
+  """
+  size = tf.shape(pixels)[:2]
+  a, b = tf.unstack(ab, axis=-1)
+  # Lab: (fx, fy, fz) = fy + (a / 500, 0, -b / 200); d = f - delta.
+  shift = tf.stack([a / 500, tf.zeros_like(a), -b / 200], axis=-1) - _DELTA
+  d = _lab_fy(pixels) + tf.image.resize(shift, size)                  # [H, W, 3]
+  # f^-1 is f^3 above delta and its tangent 3 delta^2 (f - 4/29) below, which is
+  # 3 delta^2 (d + 2/29) + max(d, 0)^2 (d + 3 delta): no branch.
+  xyz = 3 * _DELTA ** 2 * (d + 2 / 29) + tf.square(tf.nn.relu(d)) * (d + 3 * _DELTA)
+  to_rgb = np.array(_XYZ_TO_LINEAR_RGB) * np.array(_D65) * _STEPS     # XYZ -> RGB * _STEPS
+  linear = tf.matmul(tf.reshape(xyz, [-1, 3]), tf.constant(to_rgb.T, tf.float32))
+  srgb = _lookup(_LINEAR_SRGB8, tf.saturate_cast(linear, tf.uint16))  # [H * W, 3]
+  return tf.reshape(srgb, tf.concat([size, [3]], axis=0))
 
 
 def scale_l(l: tf.Tensor) -> tf.Tensor:
@@ -375,26 +440,27 @@ def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
 
 def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
   """In-graph decoding for the serving signature: JPEG, PNG, GIF (first frame) or BMP
-  bytes -> sRGB floats [H, W, 3] in [0, 1], gray replicated and alpha composited on
-  white, as `decode_photo` does. (WebP and TIFF need tensorflow-io's kernels, which TF
-  Serving lacks; `colorizer colorize` and `colorizer serve` convert them first.)"""
+  bytes -> 8-bit sRGB [H, W, C], C = 1 for a gray image (kept single: the
+  full-resolution work on it is a third) or 3, alpha composited on white as
+  `decode_photo` does. (WebP and TIFF need tensorflow-io's kernels, which TF Serving
+  lacks; `colorizer colorize` and `colorizer serve` convert them first.)"""
   image = tf.io.decode_image(image_bytes, channels=0, expand_animations=False)
-  image = tf.cast(image, tf.float32) / 255.0                        # [H, W, C], C in 1..4
-  channels = tf.shape(image)[-1]
-  colour = tf.cond(channels < 3, lambda: tf.tile(image[..., :1], [1, 1, 3]),
-                   lambda: image[..., :3])
-  alpha = tf.cond(channels % 2 == 0, lambda: image[..., -1:],
-                  lambda: tf.ones_like(image[..., :1]))
-  return colour * alpha + (1.0 - alpha)                             # [H, W, 3]
+
+  def on_white():
+    colour, alpha = tf.cast(image[..., :-1], tf.int32), tf.cast(image[..., -1:], tf.int32)
+    return tf.cast((colour * alpha + 255 * (255 - alpha) + 127) // 255, tf.uint8)
+
+  return tf.cond(tf.shape(image)[-1] % 2 == 0, on_white, lambda: image)
 
 
-def at_model_size(rgb: tf.Tensor, crop: bool) -> tf.Tensor:
-  """sRGB floats [H, W, 3] -> [256, 256, 3]: the centred square (ingestion) or the
-  whole image squeezed to a square (serving, which then stretches the predicted colour
-  back over the photo's own shape)."""
+def at_model_size(pixels: tf.Tensor, crop: bool) -> tf.Tensor:
+  """8-bit sRGB [H, W, C] (C = 1 or 3) -> sRGB floats [256, 256, 3] in [0, 1]: the
+  centred square (ingestion) or the whole image squeezed to a square (serving, which
+  then stretches the predicted colour back over the photo's own shape)."""
   if crop:
-    rgb = center_crop_square(rgb)
-  return tf.clip_by_value(resize(rgb, IMAGE_SIZE), 0.0, 1.0)
+    pixels = center_crop_square(pixels)
+  square = tf.clip_by_value(resize(pixels, IMAGE_SIZE) / 255.0, 0.0, 1.0)
+  return tf.broadcast_to(square, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
 
 def photo_crops(data: bytes, sha256: str, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
@@ -421,7 +487,7 @@ def photo_to_records(rgb: tf.Tensor):
   """What ingestion stores for one decoded photo: uint8 sRGB [H, W, 3] ->
   quantized L [256, 256] and ab [256, 256, 2], the embedding network's input
   [299, 299, 3] and the crop's colourfulness."""
-  square = at_model_size(tf.cast(rgb, tf.float32) / 255.0, crop=True)  # [256, 256, 3]
+  square = at_model_size(rgb, crop=True)                           # [256, 256, 3]
   lab = rgb_to_lab(square)
   l_q = quantize_l(lab[..., 0])                                    # [256, 256]
   ab_q = quantize_ab(lab[..., 1:])                                 # [256, 256, 2]

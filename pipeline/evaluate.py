@@ -39,8 +39,7 @@ def _prepare(path: str, max_megapixels: float) -> Dict[str, np.ndarray]:
 
 
 def _rgb(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
-  lab = tf.concat([l, ab], axis=-1)
-  return (preprocessing.lab_to_rgb_keeping_l(lab).numpy() * 255).round().astype(np.uint8)
+  return preprocessing.lab_to_rgb8_keeping_l(tf.concat([l, ab], axis=-1)).numpy()
 
 
 def write_grid(path: str, rows: List[Dict[str, np.ndarray]]) -> None:

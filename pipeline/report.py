@@ -62,8 +62,7 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
   l = features['l']
 
   def rgb(ab):
-    return (preprocessing.lab_to_rgb_keeping_l(tf.concat([l, ab], -1)).numpy() * 255
-            ).round().astype(np.uint8)
+    return preprocessing.lab_to_rgb8_keeping_l(tf.concat([l, ab], -1)).numpy()
 
   gray, output, truth = rgb(tf.zeros_like(predicted)), rgb(predicted), rgb(features['ab'])
   return [{'source': features['source'][i].numpy().decode(), 'gray': _png(gray[i]),

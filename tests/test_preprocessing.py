@@ -239,7 +239,44 @@ def test_lab_to_rgb_keeping_l_desaturates_instead_of_clipping():
   assert np.allclose(pp.lab_to_rgb_keeping_l(inside), pp.lab_to_rgb(inside), atol=1e-5)
 
 
-def test_lightness_is_rgb_to_labs_l():
-  rgb = tf.random.stateless_uniform([64, 48, 3], seed=[5, 6])
-  rgb = tf.concat([rgb, tf.zeros([1, 48, 3]), tf.ones([1, 48, 3])], axis=0)  # Black, white.
-  assert np.allclose(pp.lightness(rgb), pp.rgb_to_lab(rgb)[..., :1], atol=1e-3)
+def reference_rgb8(lab: np.ndarray) -> np.ndarray:
+  """8-bit sRGB from CIE Lab (D65), written out from the standard's formulas, clipped."""
+  lab = np.asarray(lab, np.float64)
+  fy = (lab[..., 0] + 16) / 116
+  f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
+  xyz = np.where(f > 6 / 29, f ** 3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * [0.95047, 1.0, 1.08883]
+  m = np.array([[3.240479, -1.537150, -0.498535],
+                [-0.969256, 1.875992, 0.041556],
+                [0.055648, -0.204043, 1.057311]])
+  linear = np.clip(xyz @ m.T, 0, 1)
+  srgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
+  return np.round(srgb * 255).astype(np.int32)
+
+
+@pytest.mark.parametrize('channels', [3, 1])
+def test_photo_with_colour_is_lab_to_rgb_of_the_photos_l_and_the_stretched_ab(channels):
+  pixels = tf.random.stateless_uniform([90, 70, channels], seed=[5, 6], maxval=256,
+                                       dtype=tf.int32)
+  pixels = tf.concat([pixels, tf.zeros([1, 70, channels], tf.int32),   # Black and white rows.
+                      tf.fill([1, 70, channels], 255)], axis=0)
+  pixels = tf.cast(pixels, tf.uint8)
+  ab = tf.random.stateless_uniform([16, 16, 2], seed=[7, 8], minval=-60, maxval=60)
+  ab = pp.ab_in_gamut(tf.concat([tf.fill([16, 16, 1], 50.0), ab], axis=-1))
+  rgb = np.broadcast_to(pixels.numpy() / 255.0, (92, 70, 3))
+  lab = np.concatenate([reference_lab(rgb)[..., :1], tf.image.resize(ab, [92, 70]).numpy()], -1)
+  colourized = pp.photo_with_colour(pixels, ab).numpy()
+  assert colourized.dtype == np.uint8 and colourized.shape == (92, 70, 3)
+  difference = np.abs(colourized.astype(np.int32) - reference_rgb8(lab))
+  assert difference.max() <= 1 and (difference > 0).mean() < 0.01  # Float32 rounding.
+
+
+def test_decode_image_keeps_gray_single_and_composites_alpha_on_white():
+  gray = RGB[..., 0]
+  assert np.array_equal(pp.decode_image(encode(gray, 'PNG')).numpy(), gray[..., None])
+  assert np.array_equal(pp.decode_image(encode(RGB, 'PNG')).numpy(), RGB)
+  for image in (np.dstack([RGB, RGB[..., 1]]), np.dstack([gray, RGB[..., 2]])):  # RGBA, LA
+    data = encode(image, 'PNG')
+    decoded = pp.decode_image(data).numpy()
+    assert decoded.shape == image.shape[:2] + (image.shape[2] - 1,)
+    expected = pp.decode_photo(data).rgb[..., :decoded.shape[-1]]
+    assert np.abs(decoded.astype(np.int32) - expected).max() <= 1
