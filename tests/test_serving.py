@@ -1,10 +1,12 @@
 """The exported SavedModel's signatures, on odd inputs, against ingestion's preprocessing."""
 import io
+import os
 
 import numpy as np
 from PIL import Image
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from model import preprocessing as pp
 from model import records
@@ -85,3 +87,17 @@ def test_latest_version_picks_the_highest_number(tmp_path, trained):
   assert serving.latest_version(trained['serving_dir']) == trained['serving_dir']
   with pytest.raises(ValueError):
     serving.latest_version(str(tmp_path / '3'))
+
+
+def test_the_graph_uses_only_core_tensorflow_ops(trained):
+  """TF Serving has no tensorflow-io kernels nor any of ours: every op in the
+  SavedModel must be one of TensorFlow's own (or a call of the model's functions)."""
+  saved_model = saved_model_pb2.SavedModel()
+  with open(os.path.join(trained['serving_dir'], 'saved_model.pb'), 'rb') as f:
+    saved_model.ParseFromString(f.read())
+  graph = saved_model.meta_graphs[0].graph_def
+  functions = {function.signature.name for function in graph.library.function}
+  ops = {node.op for node in graph.node}
+  ops |= {node.op for function in graph.library.function for node in function.node_def}
+  assert 'GatherV2' in ops and 'EncodePng' in ops
+  assert not {op for op in ops - functions if not hasattr(tf.raw_ops, op)}
