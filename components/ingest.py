@@ -246,13 +246,15 @@ def _with_embedding(result: inference.PredictionResult) -> Photo:
 class EmbedPhotos(beam.PTransform):
   """Photo -> Photo with `embedding`, through Beam's RunInference in batches."""
 
-  def __init__(self, weights: embedding.EmbeddingWeights):
+  def __init__(self, weights: embedding.EmbeddingWeights, batch_size: int = EMBEDDING_BATCH_SIZE):
     super().__init__()
     self._weights = weights
+    self._batch_size = batch_size
 
   def expand(self, photos):
     return (photos
-            | 'RunInference' >> inference.RunInference(EmbeddingModelHandler(self._weights))
+            | 'RunInference' >> inference.RunInference(
+                EmbeddingModelHandler(self._weights, self._batch_size))
             | 'Attach' >> beam.Map(_with_embedding))
 
 

@@ -2,9 +2,11 @@
 
 Absolute figures depend on the machine; ratios to the raw TensorFlow or Beam operation
 on the same machine, in the same run, on the same data, do not (much). Each figure is
-the median of several runs, and each side's one-time costs (start-up, model loading,
-tracing) are excluded the same way: by warm-up calls before timing, or, for Beam jobs,
-by timing a short and a long run and dividing the extra items by the extra time.
+the median of several runs, ours and the raw operation taking turns so that the
+machine's drift touches both alike. One-time costs (start-up, model loading, tracing)
+are excluded from both sides: by warm-up calls before timing; for the embedding stage,
+by timing from its first batch's results to its last; for the ingestion job, by timing a
+short and a long run and dividing the extra items by the extra time.
 
   embed_ratio             the ingestion job's embedding stage (RunInference) / raw
                           batched calls of the same Inception-ResNet-v2      goal >= 0.9
@@ -67,8 +69,8 @@ GOALS = {  # key: (comparison, goal)
 class Sizes:
   """How much work each benchmark does; `make bench` uses FULL, the test TINY."""
   repeats: int = 5
-  embed_warmup: int = 32          # photos in the short Beam run
-  embed_photos: int = 96          # extra photos in the long one, and in the raw run
+  embed_batch: int = ingest.EMBEDDING_BATCH_SIZE  # the ingestion job's batch size
+  embed_photos: int = 96          # timed after the first batch, on both sides
   ingest_copies: int = 10         # the bundled photos, this many times (varied)
   ingest_short_copies: int = 2
   train_batch: int = 8
@@ -82,14 +84,18 @@ class Sizes:
 
 
 FULL = Sizes()
-TINY = Sizes(repeats=1, embed_warmup=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
+TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
              fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY)
 
 
-def median_of(repeats: int, measure: Callable[[], float]) -> Dict:
-  runs = [measure() for _ in range(repeats)]
-  return {'median': statistics.median(runs), 'runs': runs}
+def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
+  """Each measure's median of `repeats` runs, the measures taking turns."""
+  runs = [[] for _ in measures]
+  for _ in range(repeats):
+    for measure, its_runs in zip(measures, runs):
+      its_runs.append(measure())
+  return [{'median': statistics.median(its_runs), 'runs': its_runs} for its_runs in runs]
 
 
 def machine() -> Dict:
@@ -150,26 +156,38 @@ def steady_rate(run: Callable[[int], float], short: int, long: int) -> float:
   return (long - short) / max(run(long) - run(short), 1e-9)
 
 
+_EMBEDDED_AT: List[float] = []  # when each photo left the embedding stage
+
+
+def _stamp(photo: ingest.Photo) -> ingest.Photo:
+  _EMBEDDED_AT.append(time.perf_counter())
+  return photo
+
+
 def bench_embed(photos: List[ingest.Photo], weights: embedding.EmbeddingWeights,
                 sizes: Sizes) -> Dict:
-  short, long = sizes.embed_warmup, sizes.embed_warmup + sizes.embed_photos
-  pool = (photos * (long // len(photos) + 1))[:long]
+  batch = sizes.embed_batch
+  count = batch + sizes.embed_photos
 
-  def ours(count: int) -> float:
-    # Photos enter as indices: beam.Create would encode every 1 MB photo into the
-    # pipeline and time that instead.
-    return _timed_beam(lambda p: (p | beam.Create(range(count), reshuffle=False)
-                                  | beam.Map(lambda i, photos: photos[i % len(photos)],
-                                             photos)
-                                  | ingest.EmbedPhotos(weights)
-                                  | beam.combiners.Count.Globally()), IN_MEMORY)
+  def ours() -> float:
+    """Photos/s from the first batch's results to the last's: loading the model and
+    its first call come before the first results, so they are not counted (the raw
+    side skips them with a warm-up call). Photos enter as indices: beam.Create would
+    encode every 1 MB photo into the pipeline and time that instead."""
+    _EMBEDDED_AT.clear()
+    _timed_beam(lambda p: (p | beam.Create(range(count), reshuffle=False)
+                           | beam.Map(lambda i, photos: photos[i % len(photos)], photos)
+                           | ingest.EmbedPhotos(weights, batch)
+                           | beam.Map(_stamp)), IN_MEMORY)
+    stamps = sorted(_EMBEDDED_AT)
+    return (count - batch) / (stamps[-1] - stamps[batch - 1])
 
   network_ = embedding.build_embedder(weights)
   size = preprocessing.EMBEDDING_INPUT_SIZE
   call = tf.function(lambda x: network_(x, training=False)).get_concrete_function(
       tf.TensorSpec([None, size, size, 3], tf.float32))
-  inputs = np.stack([p.embedding_input for p in pool[:sizes.embed_photos]])
-  batch = ingest.EMBEDDING_BATCH_SIZE
+  pool = (photos * (count // len(photos) + 1))[batch:count]
+  inputs = np.stack([p.embedding_input for p in pool])
 
   def raw() -> float:
     call(tf.constant(inputs[:batch]))  # warm-up
@@ -178,9 +196,7 @@ def bench_embed(photos: List[ingest.Photo], weights: embedding.EmbeddingWeights,
       call(tf.constant(inputs[i:i + batch])).numpy()
     return len(inputs) / (time.perf_counter() - start)
 
-  ours(short)  # Loads what both runs share (the network, the traced graph's library).
-  ours_rate = median_of(sizes.repeats, lambda: steady_rate(ours, short, long))
-  raw_rate = median_of(sizes.repeats, raw)
+  ours_rate, raw_rate = interleaved(sizes.repeats, ours, raw)
   return {'embed_ratio': ours_rate['median'] / raw_rate['median'],
           'embed_images_per_s': ours_rate, 'raw_predict_images_per_s': raw_rate,
           'embed_batch_size': batch}
@@ -239,14 +255,14 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
     _plain_loop(files[copies], tempfile.mkdtemp(dir=workdir))
     return time.perf_counter() - start
 
-  def rate(run: Callable[[int], float]) -> Dict:
+  def rate(run: Callable[[int], float]) -> Callable[[], float]:
     if long == short:  # Too small to separate the steady state from start-up.
-      return median_of(sizes.repeats, lambda: len(files[long]) / run(long))
+      return lambda: len(files[long]) / run(long)
     per_copy = len(files[long]) // long
-    return median_of(sizes.repeats, lambda: per_copy * steady_rate(run, short, long))
+    return lambda: per_copy * steady_rate(run, short, long)
 
   plain(short)  # TensorFlow's and tfio's kernels load once, for both sides.
-  ours_rate, plain_rate = rate(ours), rate(plain)
+  ours_rate, plain_rate = interleaved(sizes.repeats, rate(ours), rate(plain))
   written = glob.glob(os.path.join(outputs[-1][1], 'Split-*', '*.gz'))
   count = sum(1 for f in written
               for _ in tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION))
@@ -273,8 +289,8 @@ def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
       colorizer.train_on_batch(*next(batches))
     return sizes.train_steps / (time.perf_counter() - start)
 
-  ours = median_of(sizes.repeats, lambda: steps_per_s(from_records))
-  memory = median_of(sizes.repeats, lambda: steps_per_s(in_memory))
+  ours, memory = interleaved(sizes.repeats, lambda: steps_per_s(from_records),
+                             lambda: steps_per_s(in_memory))
   return {'train_input_ratio': ours['median'] / memory['median'],
           'train_steps_per_s_from_records': ours, 'train_steps_per_s_in_memory': memory,
           'train_batch_size': sizes.train_batch}
@@ -315,22 +331,21 @@ def bench_serve(export_dir: str, weights: embedding.EmbeddingWeights, sizes: Siz
     return colorizer({network.L_INPUT: l, network.EMBEDDING_INPUT: embedder(embedding_input)})
 
   l = tf.random.uniform([1, size, size, 1], -1, 1)
-  embedding_input = tf.random.uniform([1, dim, dim, 3], -1, 1)
-  serve_small = median_of(sizes.repeats, lambda: _latency(
-      lambda: signature(image_bytes=small)[serving.OUTPUT_KEY].numpy(),
-      sizes.latency_calls)['median'])
-  bare_forward = median_of(sizes.repeats, lambda: _latency(
-      lambda: bare(l, embedding_input).numpy(), sizes.latency_calls)['median'])
-  serve_large = median_of(sizes.repeats, lambda: _latency(
-      lambda: signature(image_bytes=large)[serving.OUTPUT_KEY].numpy(),
-      sizes.fullres_calls)['median'])
-  # What the contract alone costs at full resolution: decoding the JPEG and encoding
-  # the PNG answer (the same zlib level), on the same photo and answer.
   answer = tf.io.decode_png(signature(image_bytes=large)[serving.OUTPUT_KEY][0])
-  codecs = median_of(sizes.repeats, lambda: _latency(
-      lambda: (tf.io.decode_jpeg(large[0]).numpy(),
-               tf.io.encode_png(answer, compression=1).numpy()),
-      sizes.fullres_calls)['median'])
+  embedding_input = tf.random.uniform([1, dim, dim, 3], -1, 1)
+  serve_small, bare_forward, serve_large, codecs = interleaved(
+      sizes.repeats,
+      lambda: _latency(lambda: signature(image_bytes=small)[serving.OUTPUT_KEY].numpy(),
+                       sizes.latency_calls)['median'],
+      lambda: _latency(lambda: bare(l, embedding_input).numpy(),
+                       sizes.latency_calls)['median'],
+      lambda: _latency(lambda: signature(image_bytes=large)[serving.OUTPUT_KEY].numpy(),
+                       sizes.fullres_calls)['median'],
+      # What the contract alone costs at full resolution: decoding the JPEG and encoding
+      # the PNG answer (the same zlib level), on the same photo and answer.
+      lambda: _latency(lambda: (tf.io.decode_jpeg(large[0]).numpy(),
+                                tf.io.encode_png(answer, compression=1).numpy()),
+                       sizes.fullres_calls)['median'])
   return {'serve_overhead_ratio': serve_small['median'] / bare_forward['median'],
           'fullres_ratio': serve_large['median'] / serve_small['median'],
           'fullres_codecs_ratio': codecs['median'] / serve_small['median'],
