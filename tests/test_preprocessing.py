@@ -239,8 +239,8 @@ def test_lab_to_rgb_keeping_l_desaturates_instead_of_clipping():
   assert np.allclose(pp.lab_to_rgb_keeping_l(inside), pp.lab_to_rgb(inside), atol=1e-5)
 
 
-def reference_rgb8(lab: np.ndarray) -> np.ndarray:
-  """8-bit sRGB from CIE Lab (D65), written out from the standard's formulas, clipped."""
+def reference_linear_rgb(lab: np.ndarray) -> np.ndarray:
+  """Linear RGB from CIE Lab (D65), written out from the standard's formulas, unclipped."""
   lab = np.asarray(lab, np.float64)
   fy = (lab[..., 0] + 16) / 116
   f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
@@ -248,7 +248,30 @@ def reference_rgb8(lab: np.ndarray) -> np.ndarray:
   m = np.array([[3.240479, -1.537150, -0.498535],
                 [-0.969256, 1.875992, 0.041556],
                 [0.055648, -0.204043, 1.057311]])
-  linear = np.clip(xyz @ m.T, 0, 1)
+  return xyz @ m.T
+
+
+def test_ab_in_gamut_takes_the_mildest_scale_that_fits():
+  lab = np.concatenate([np.random.default_rng(0).uniform(0, 100, [4, 30, 30, 1]),
+                        np.random.default_rng(1).uniform(-80, 80, [4, 30, 30, 2])], -1)
+  expected = lab[..., 1:].copy()
+  settled = np.zeros(lab.shape[:-1], bool)
+  for step in range(7):  # Unscaled first; the last scale where none fits.
+    scaled = np.concatenate([lab[..., :1], lab[..., 1:] * 0.7 ** step], -1)
+    linear = reference_linear_rgb(scaled)
+    fits = np.all((linear > -1e-4) & (linear < 1 + 1e-4), -1) | (step == 6)
+    expected[~settled & fits] = scaled[~settled & fits][:, 1:]
+    settled |= fits
+  assert 0.2 < (expected != lab[..., 1:]).any(-1).mean() < 0.9      # Many pixels desaturated.
+  ab = pp.ab_in_gamut(tf.constant(lab, tf.float32)).numpy()
+  assert ab.shape == (4, 30, 30, 2)
+  wrong = ~np.isclose(ab, expected, atol=1e-3).all(-1)
+  assert wrong.mean() < 0.002  # Float32 rounding right at the gamut's edge.
+
+
+def reference_rgb8(lab: np.ndarray) -> np.ndarray:
+  """8-bit sRGB from CIE Lab (D65), written out from the standard's formulas, clipped."""
+  linear = np.clip(reference_linear_rgb(lab), 0, 1)
   srgb = np.where(linear > 0.0031308, 1.055 * linear ** (1 / 2.4) - 0.055, 12.92 * linear)
   return np.round(srgb * 255).astype(np.int32)
 
