@@ -287,8 +287,8 @@ def ab_in_gamut(lab: tf.Tensor) -> tf.Tensor:
   out-of-gamut pixel's ab takes the mildest of the scales 0.7, 0.49, ... 0.7^6 that
   brings it inside (or the last), keeping its L (clipping would change it).
 
-  Only the pixels outside (about 1% of a prediction) are tried at every scale, all
-  scales in one pass: no loop.
+  Only the pixels outside (0 to 23% of the demo model's predictions on the held-out
+  photos) are tried at every scale, all scales in one pass: no loop.
   """
   colours = tf.reshape(lab, [-1, 3])
   outside = tf.where(_outside_srgb(colours)[:, 0])                     # [K, 1]
