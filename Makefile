@@ -17,7 +17,7 @@ $(STAMP): setup.py constraints.txt
 	  "$$python" -m venv $(VENV) || exit 1; \
 	fi
 	$(PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
-	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[test]"
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[serve,test]"
 	@touch $(STAMP)
 
 # The demo's recipe (README, "The demo model"): 8 crops of each photo, batches of 16, a

@@ -1,9 +1,9 @@
 """Installs the colorization pipeline and its `colorizer` command.
 
-Also the file Dataflow workers install (`--setup_file`; `colorizer compile` points it at
-the copy inside the image, /colorizer/setup.py), so it lists every package that Beam
-stages import. Exact versions come from constraints.txt:
-`pip install -c constraints.txt -e .`
+The pipeline's image (kubeflow/Dockerfile) installs it as it is; Dataflow's workers run
+that image, so nothing installs it at their start-up. `colorizer serve` needs the
+`serve` extra. Exact versions come from constraints.txt:
+`pip install -c constraints.txt -e ".[serve]"`
 """
 import setuptools
 
@@ -16,7 +16,6 @@ setuptools.setup(
     install_requires=[
         'absl-py>=1.4,<2',
         'apache-beam[gcp]==2.59.0',
-        'fastapi>=0.110',
         'google-cloud-storage>=2,<3',
         'pillow>=10',
         'tensorflow==2.16.2',
@@ -24,10 +23,11 @@ setuptools.setup(
         'tf-keras>=2.16,<2.17',
         'tfx[kfp]==1.16.0',
         'tqdm>=4.60',
-        'uvicorn>=0.29',
     ],
     # The browser test drives Debian's chromium (make test installs it) with Playwright.
-    extras_require={'test': ['playwright>=1.40', 'pytest>=8']},
+    # The local server (`colorizer serve`); the pipeline's steps never import it.
+    extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
+                    'test': ['playwright>=1.40', 'pytest>=8']},
     package_data={'pipeline': ['serve_page.html']},
     entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
 )

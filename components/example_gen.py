@@ -15,7 +15,11 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from absl import logging
 from tfx import types
+from tfx.components.example_gen import driver as example_gen_driver
+from tfx.components.example_gen import input_processor
+from tfx.components.example_gen import utils
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component
@@ -54,6 +58,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
     self._log_startup(input_dict, output_dict, exec_properties)
+    examples = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.EXAMPLES_KEY])
+    if utils.SPAN_PROPERTY_NAME not in exec_properties:
+      exec_properties = resolve_span(exec_properties, examples)
     input_config = proto_utils.json_to_proto(
         exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
     output_config = proto_utils.json_to_proto(
@@ -65,8 +73,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                            input_config.splits[0].pattern)
     splits = [(split.name, split.hash_buckets) for split in output_config.split_config.splits]
 
-    examples = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names([name for name, _ in splits])
     split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name, _ in splits}
     report_uri = os.path.join(examples.uri, ingest.REPORT_FILE)
@@ -80,6 +86,33 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples.set_int_custom_property('rejected', report['total'] - report['written'])
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
+
+
+def resolve_span(exec_properties: Dict[str, Any],
+                 examples: types.Artifact) -> Dict[str, Any]:
+  """What TFX's ingestion driver does before the executor (span, version, input
+  fingerprint, the pattern for that span), for where no driver runs. On open-source
+  Kubeflow Pipelines nothing runs the container's `lifecycle.preCacheCheck`, where TFX
+  puts that driver: kubeflow/pipelines backend/src reads no Lifecycle. Same logic as
+  tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py."""
+  input_config = proto_utils.json_to_proto(
+      exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
+  range_json = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
+  range_config = (proto_utils.json_to_proto(range_json, range_config_pb2.RangeConfig())
+                  if range_json else None)
+  processor = input_processor.FileBasedInputProcessor(
+      exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits,
+      range_config)
+  span, version = processor.resolve_span_and_version()
+  for split in input_config.splits:
+    split.pattern = processor.get_pattern_for_span_version(split.pattern, span, version)
+  resolved = {**exec_properties,
+              utils.SPAN_PROPERTY_NAME: span, utils.VERSION_PROPERTY_NAME: version,
+              utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version),
+              standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config)}
+  example_gen_driver.update_output_artifact(resolved, examples.mlmd_artifact)
+  logging.info('Resolved span %s of %s', span, resolved[standard_component_specs.INPUT_BASE_KEY])
+  return resolved
 
 
 class PhotoExampleGen(FileBasedExampleGen):

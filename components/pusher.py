@@ -11,7 +11,7 @@ names its source) is not pushed again.
 """
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
@@ -29,6 +29,8 @@ from tfx.utils import proto_utils
 KEEP_VERSIONS = 'keep_versions'
 _INCOMING = '.incoming-'
 PUSHED_FROM = os.path.join('assets.extra', 'pushed_from')  # Ignored by TF Serving.
+# The blessing's record of the served version the Evaluator gated against (its path).
+BASELINE_KEY = 'baseline_model'
 
 
 def numbered_versions(serving_dir: str) -> List[int]:
@@ -36,6 +38,15 @@ def numbered_versions(serving_dir: str) -> List[int]:
     return []
   return sorted(int(name.rstrip('/')) for name in fileio.listdir(serving_dir)
                 if name.rstrip('/').isdigit())
+
+
+def served_model(serving_dir: str) -> Optional[str]:
+  """The newest version in `serving_dir` that a model server can load, or None."""
+  for version in reversed(numbered_versions(serving_dir)):
+    path = os.path.join(serving_dir, str(version))
+    if fileio.exists(os.path.join(path, 'saved_model.pb')):
+      return path
+  return None
 
 
 def _pushed_from(version_dir: str) -> str:
@@ -74,6 +85,22 @@ def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> st
   return final
 
 
+def _gated_against_another_model(input_dict: Dict[str, List[types.Artifact]],
+                                 serving_dir: str, model_path: str) -> bool:
+  """Whether the served model changed after the Evaluator gated the candidate against
+  it (a cached blessing, or a push in between): pushing would skip the regression gate."""
+  blessing = artifact_utils.get_single_instance(
+      input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+  gated_against = blessing.get_string_custom_property(BASELINE_KEY) or None
+  served = served_model(serving_dir)
+  if served in (gated_against, None) or _pushed_from(served) == model_path:
+    return False
+  logging.warning('Not pushing %s: it was gated against %s, but %s is served now; run the '
+                  'pipeline again to evaluate it against that', model_path,
+                  gated_against or 'no served model', served)
+  return True
+
+
 class Executor(pusher_executor.Executor):
   """Pushes a blessed model with `push_atomically`."""
 
@@ -88,11 +115,15 @@ class Executor(pusher_executor.Executor):
     destination = proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
         pusher_pb2.PushDestination())
+    serving_dir = destination.filesystem.base_directory
+    model_path = self.GetModelPath(input_dict)
+    if _gated_against_another_model(input_dict, serving_dir, model_path):
+      self._MarkNotPushed(model_push)
+      return
     custom_config = json_utils.loads(
         exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or 'null') or {}
     keep = int(custom_config.get(KEEP_VERSIONS, 0))
-    model_path = self.GetModelPath(input_dict)
-    pushed = push_atomically(model_path, destination.filesystem.base_directory, keep)
+    pushed = push_atomically(model_path, serving_dir, keep)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=pushed,
                      pushed_version=os.path.basename(pushed))

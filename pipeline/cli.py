@@ -117,7 +117,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
                      'Gate: ab-MSE must be at most (1 - this) x the gray baseline\'s.',
                      flag_values=fv)
   flags.DEFINE_float('max-regression', configs.MAX_REGRESSION, 'Gate: ab-MSE may exceed '
-                     'the last blessed model\'s by at most this.', flag_values=fv)
+                     'the served model\'s by at most this.', flag_values=fv)
   flags.DEFINE_integer('keep-versions', configs.KEEP_VERSIONS, 'Pushed versions to keep.',
                        flag_values=fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option; repeatable.',
@@ -255,7 +255,7 @@ def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
           fv['trainer-memory-gb'].value),
       beam_pipeline_args=kubeflow_runner.beam_args(
           fv['beam-runner'].value, fv.project, fv.region, fv['temp-location'].value,
-          extra=fv['beam-arg'].value),
+          image=fv.image, extra=fv['beam-arg'].value),
       **_pipeline_options(fv))
   steps = ', '.join(sorted(job['pipelineSpec']['root']['dag']['tasks']))
   print(f'Wrote {fv.output} ({steps}), image {fv.image}')
@@ -370,7 +370,11 @@ def _serve_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import serve  # pylint: disable=import-outside-toplevel
+  try:
+    from pipeline import serve  # pylint: disable=import-outside-toplevel
+  except ModuleNotFoundError as e:
+    raise flags.Error(f'colorizer serve needs the "serve" extra ({e.name} is missing): '
+                      'pip install -c constraints.txt ".[serve]"') from None
   if args:
     raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   serve.serve(fv.model, host=fv.host, port=fv.port, model_name=fv['model-name'].value,

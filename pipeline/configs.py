@@ -27,7 +27,7 @@ SHUFFLE_BUFFER = 256
 
 # The Evaluator's gates and the push
 MIN_IMPROVEMENT_OVER_GRAY = 0.05  # ab-MSE must be at least 5% under the gray baseline's
-MAX_REGRESSION = 0.002            # and at most this much above the last blessed model's
+MAX_REGRESSION = 0.002            # and at most this much above the served model's
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
 
 # Kubeflow Pipelines / Vertex AI (`colorizer compile`)

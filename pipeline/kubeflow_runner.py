@@ -42,11 +42,12 @@ def trainer_resources(gpu_type: Optional[str] = None,
 
 def beam_args(runner: str = 'DirectRunner', project: Optional[str] = None,
               region: Optional[str] = None, temp_location: Optional[str] = None,
-              setup_file: str = os.path.join(configs.IMAGE_PROJECT_DIR, 'setup.py'),
-              extra: Sequence[str] = ()) -> List[str]:
+              image: str = configs.PIPELINE_IMAGE, extra: Sequence[str] = ()) -> List[str]:
   """Beam options for the ingestion and Evaluator steps. Dataflow needs a project, a
-  region and a gs:// temp location, and installs this project on its workers from
-  `setup_file` (the copy inside the image)."""
+  region and a gs:// temp location; its workers run the pipeline's own image (Beam's
+  boot entrypoint is kept in kubeflow/Dockerfile) on Runner v2, as TFX's own Kubeflow
+  example does (tfx/examples/penguin/penguin_pipeline_kubeflow.py), so they hold the
+  same pinned packages as the steps and install nothing at start-up."""
   if runner == 'DirectRunner':
     return list(configs.LOCAL_BEAM_ARGS) + list(extra)
   args = [f'--runner={runner}']
@@ -58,7 +59,8 @@ def beam_args(runner: str = 'DirectRunner', project: Optional[str] = None,
     if not temp_location.startswith('gs://'):
       raise ValueError(f'--temp-location must be a gs:// folder, not {temp_location!r}')
     args += [f'--project={project}', f'--region={region}',
-             f'--temp_location={temp_location}', f'--setup_file={setup_file}']
+             f'--temp_location={temp_location}', f'--sdk_container_image={image}',
+             '--experiments=use_runner_v2']
   return args + list(extra)
 
 
@@ -75,8 +77,12 @@ def compile_pipeline(output: str, pipeline_root: str, data: str,
     raise ValueError(f'--output {output!r}: name a .yaml file (Kubeflow Pipelines) or a '
                      '.json file (Vertex AI)')
   serving_dir = serving_dir or os.path.join(pipeline_root, 'serving_model')
+  # Pipeline spec 2.1: the executors read `parameterValues`, the only parameters that
+  # KFP's driver fills (kubeflow/pipelines backend/src/v2/driver/driver.go); under 2.0
+  # TFX's entrypoint reads the deprecated `parameters`, which stay empty on KFP.
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image))
+      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+          default_image=image, use_pipeline_spec_2_1=True))
   job = runner.run(pipeline.create_pipeline(
       pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, data=data,
       serving_model_dir=serving_dir, beam_pipeline_args=list(beam_pipeline_args),

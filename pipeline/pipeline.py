@@ -1,6 +1,10 @@
 """The colorization pipeline: one definition for the local runner and Kubeflow.
 
-  PhotoExampleGen -> Trainer -> Resolver (latest blessed model) -> Evaluator -> AtomicPusher
+  PhotoExampleGen -> Trainer -> Evaluator (ServedModelEvaluator) -> AtomicPusher
+
+The Evaluator's baseline is the newest model in the serving directory, which its own
+executor finds when it runs (components/evaluator.py): no Resolver, which open-source
+Kubeflow Pipelines cannot run, so the local runner, KFP and Vertex AI gate alike.
 
 StatisticsGen, SchemaGen and ExampleValidator are left out: the records are fixed-size
 byte strings and an embedding whose shapes ingestion already guarantees, and every
@@ -12,8 +16,10 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.types import channel
 from ml_metadata.proto import metadata_store_pb2
 
+from components import evaluator as served_model_evaluator
 from components import example_gen
 from components import pusher
 from model import metrics
@@ -26,7 +32,7 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
                 max_regression: float = configs.MAX_REGRESSION) -> tfma.EvalConfig:
   """Colorization metrics for the candidate and the gray baseline, and the two gates:
   ab-MSE at most (1 - min_improvement_over_gray) times the gray baseline's (holds on a
-  first run too), and at most `max_regression` worse than the last blessed model's."""
+  first run too), and at most `max_regression` worse than the served model's."""
   def metric(class_name: str, name: str, gray: bool, threshold=None):
     config = f'{{"name": "{name}", "gray": {str(gray).lower()}}}'
     return tfma.MetricConfig(class_name=class_name, module=_METRICS_MODULE, config=config,
@@ -90,19 +96,17 @@ def create_pipeline(
   if trainer_resources is not None:
     trainer.with_platform_config(trainer_resources)
 
-  baseline = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
-
-  evaluator = tfx.components.Evaluator(
+  evaluator = served_model_evaluator.ServedModelEvaluator(
       examples=ingest.outputs['examples'],
       model=trainer.outputs['model'],
-      baseline_model=baseline.outputs['model'],
-      eval_config=eval_config(min_improvement_over_gray, max_regression))
+      eval_config=eval_config(min_improvement_over_gray, max_regression),
+      serving_dir=serving_model_dir).with_id('Evaluator')
 
-  with tfx.dsl.Cond(evaluator.outputs['blessing'].future()[0].custom_property('blessed') == 1):
+  # A placeholder without a preset key, so that the compiler names the blessing by the
+  # Pusher's own input (`model_blessing`); `.future()` would name `_Evaluator.blessing`,
+  # an input the Pusher's task does not declare.
+  blessing = channel.ChannelWrappedPlaceholder(evaluator.outputs['blessing'])
+  with tfx.dsl.Cond(blessing[0].custom_property('blessed') == 1):
     push = pusher.AtomicPusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         serving_dir=serving_model_dir, keep_versions=keep_versions)
@@ -110,7 +114,7 @@ def create_pipeline(
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=[ingest, trainer, baseline, evaluator, push],
+      components=[ingest, trainer, evaluator, push],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [])

@@ -1,6 +1,6 @@
 """report.html: the latest run's evaluation, read back from the artifacts in MLMD.
 
-The candidate's metrics against the gray baseline and the last blessed model, the gate
+The candidate's metrics against the gray baseline and the served model, the gate
 decision, what is being served, and a grid of eval photos (gray input, model output,
 truth).
 """
@@ -115,7 +115,7 @@ Candidate ab-MSE / gray ab-MSE: {candidate.get("ab_mse_vs_gray", float("nan")):.
 <p>Serving <code>{html.escape(serving_dir)}</code> holds versions {versions or "none"}.</p>
 <h2>Metrics on the eval split</h2>
 <table><tr><th>metric</th><th>candidate</th><th>gray baseline (ab = 0)</th>
-<th>last blessed model</th></tr>{rows}</table>
+<th>served model</th></tr>{rows}</table>
 <h2>Eval photos</h2>
 <table><tr><th>gray input</th><th>model output</th><th>truth</th><th>source</th></tr>{grid}</table>
 </body></html>'''

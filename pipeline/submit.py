@@ -65,6 +65,20 @@ def _kfp_package(package: str) -> str:
   return local
 
 
+def _pipeline_root(package: str) -> str:
+  """The root `colorizer compile` wrote into the package. KFP's backend ignores the
+  spec's defaultPipelineRoot and falls back to its own default
+  (minio://mlpipeline/v2/artifacts, backend/src/apiserver/config), which tf.io.gfile
+  cannot write, so every run and schedule passes it explicitly."""
+  import yaml  # pylint: disable=import-outside-toplevel
+  with open(package) as f:
+    root = (yaml.safe_load(f) or {}).get('defaultPipelineRoot')
+  if not root:
+    raise ValueError(f'--package {package!r} names no defaultPipelineRoot: compile it with '
+                     '`colorizer compile --pipeline-root gs://...`')
+  return root
+
+
 def _kfp_client(host: str):
   import kfp  # pylint: disable=import-outside-toplevel
   return kfp.Client(host=host)
@@ -79,7 +93,8 @@ def submit_kfp(host: str, package: str, experiment: str = configs.PIPELINE_NAME,
   """One run of `package` on the Kubeflow Pipelines at `host`, in `experiment`."""
   package = _kfp_package(package)
   result = _kfp_client(host).create_run_from_pipeline_package(
-      package, run_name=run_name, experiment_name=experiment)
+      package, run_name=run_name, experiment_name=experiment,
+      pipeline_root=_pipeline_root(package))
   return Submitted('run', result.run_id, f'{host.rstrip("/")}/#/runs/details/{result.run_id}')
 
 
@@ -90,7 +105,8 @@ def schedule_kfp(host: str, package: str, cron: str, experiment: str = configs.P
   client = _kfp_client(host)
   recurring = client.create_recurring_run(
       experiment_id=_experiment_id(client, experiment), job_name=name, cron_expression=cron,
-      max_concurrency=1, no_catchup=True, pipeline_package_path=package, enabled=True)
+      max_concurrency=1, no_catchup=True, pipeline_package_path=package, enabled=True,
+      pipeline_root=_pipeline_root(package))
   return Submitted('schedule', recurring.recurring_run_id,
                    f'{host.rstrip("/")}/#/recurringrun/details/{recurring.recurring_run_id}')
 

@@ -93,3 +93,10 @@ def compiled(tmp_path_factory):
         '--temp-location', CLUSTER['temp_location'],
         '--embedding-weights', CLUSTER['embedding_weights']]) == 0
   return paths
+
+
+@pytest.fixture(scope='session')
+def image(tmp_path_factory):
+  """The pipeline's image as far as it can be built here (tests/kfp_backend.py)."""
+  import kfp_backend  # pylint: disable=import-outside-toplevel
+  return kfp_backend.Image(str(tmp_path_factory.mktemp('image')))

@@ -31,6 +31,25 @@ def test_the_dockerfile_builds_on_the_pinned_tfx_and_holds_the_setup_file():
     assert f'{package}/' in copied
 
 
+def test_the_dockerfile_keeps_beams_worker_boot_and_sets_the_steps_environment():
+  """Dataflow starts its workers through the base image's ENTRYPOINT (Beam's boot,
+  tensorflow/tfx tfx/tools/docker/Dockerfile); an ENTRYPOINT or CMD here would replace
+  it. Kubeflow gives each step its own command, so neither is needed."""
+  dockerfile = open(os.path.join(REPO, 'kubeflow', 'Dockerfile')).read()
+  assert not re.findall(r'^\s*(ENTRYPOINT|CMD)\b', dockerfile, re.M | re.I)
+  import kfp_backend  # pylint: disable=import-outside-toplevel
+  assert kfp_backend.dockerfile_env()['TF_USE_LEGACY_KERAS'] == '1'
+
+
+def test_a_step_imports_the_project_in_the_images_environment(image, tmp_path):
+  """TFX's entrypoint imports TensorFlow before our executors; in the environment the
+  Dockerfile sets (and nothing from this test process), that must work."""
+  result = image.run(['python', '-c'], [
+      'import tensorflow, components.pusher, components.evaluator, model.trainer; '
+      'print(components.pusher.__file__)'], cwd=str(tmp_path))
+  assert result.stdout.strip().startswith(image.site_packages)
+
+
 def manifests():
   with open(os.path.join(REPO, 'kubeflow', 'serving.yaml')) as f:
     return [doc for doc in yaml.safe_load_all(f) if doc]

@@ -1,7 +1,8 @@
 """The pipeline compiled for Kubeflow Pipelines (.yaml) and Vertex AI (.json).
 
-No cluster runs here: these tests read the compiled specs, which are exactly what a
-cluster would be given."""
+No cluster runs here. The first tests read the compiled specs, which are exactly what
+a cluster would be given; the last ones run them, task by task in the image's
+environment, under the rules of each backend (tests/kfp_backend.py)."""
 import json
 import os
 import re
@@ -9,18 +10,13 @@ import re
 import pytest
 import yaml
 
+import kfp_backend
 from conftest import CLUSTER
 
-EXPECTED_TASKS = {'PhotoExampleGen', 'Trainer', 'latest_blessed_model_resolver-model-resolver',
-                  'latest_blessed_model_resolver-model-blessing-resolver', 'Evaluator',
-                  'AtomicPusher'}
+EXPECTED_TASKS = {'PhotoExampleGen', 'Trainer', 'Evaluator', 'AtomicPusher'}
 
 
-def load(path):
-  """The PipelineSpec, from either format."""
-  if path.endswith('.json'):
-    return json.load(open(path))['pipelineSpec']
-  return yaml.safe_load(open(path))
+load = kfp_backend.load_spec
 
 
 def containers(spec):
@@ -31,12 +27,9 @@ def containers(spec):
 
 
 def parameter(spec, task, name):
-  """A task's constant input parameter (schema 2.0 writes it as a typed constantValue)."""
-  value = spec['root']['dag']['tasks'][task]['inputs']['parameters'][name]['runtimeValue']
-  if 'constant' in value:
-    return value['constant']
-  (constant,) = value['constantValue'].values()
-  return constant
+  """A task's constant input parameter (KFP's driver reads `runtimeValue.constant` only)."""
+  return spec['root']['dag']['tasks'][task]['inputs']['parameters'][name]['runtimeValue'][
+      'constant']
 
 
 @pytest.fixture(params=['.yaml', '.json'])
@@ -44,9 +37,12 @@ def spec(request, compiled):
   return load(compiled[request.param])
 
 
-def test_every_component_is_present(spec):
+def test_every_component_is_present_and_no_resolver(spec):
   assert set(spec['root']['dag']['tasks']) == EXPECTED_TASKS
   assert spec['pipelineInfo']['name'] == 'colorizer'
+  assert spec['schemaVersion'] == '2.1.0'
+  for label, executor in spec['deploymentSpec']['executors'].items():
+    assert set(executor) == {'container'}, label  # No resolver, importer or custom job.
 
 
 def test_the_trainer_and_only_the_trainer_asks_for_gpus(spec):
@@ -68,22 +64,27 @@ def test_every_step_runs_in_the_given_image(spec):
   assert ingestion['lifecycle']['preCacheCheck']['command'][-1].endswith('driver')
 
 
-def test_beam_steps_run_on_dataflow_and_install_this_project(spec):
+def test_beam_steps_run_on_dataflow_in_the_pipelines_image(spec):
+  """Dataflow's workers run the same image as the steps (Runner v2), and install nothing."""
   expected = ['--runner=DataflowRunner', f'--project={CLUSTER["project"]}',
               f'--region={CLUSTER["region"]}', f'--temp_location={CLUSTER["temp_location"]}',
-              '--setup_file=/colorizer/setup.py']
+              f'--sdk_container_image={CLUSTER["image"]}', '--experiments=use_runner_v2']
   steps = containers(spec)
   for args in (steps['PhotoExampleGen']['args'],
                steps['PhotoExampleGen']['lifecycle']['preCacheCheck']['args'],
                steps['Evaluator']['args']):
     assert args[-len(expected):] == expected
+    assert not [arg for arg in args if arg.startswith(('--setup_file', '--requirements_file',
+                                                       '--extra_package'))]
 
 
 def test_the_pusher_runs_only_when_the_evaluator_blesses(spec):
   pusher = spec['root']['dag']['tasks']['AtomicPusher']
   condition = pusher['triggerPolicy']['condition']
-  assert re.fullmatch(r"\(inputs\.artifacts\['_Evaluator\.blessing'\]\.artifacts\[0\]"
+  assert re.fullmatch(r"\(inputs\.artifacts\['model_blessing'\]\.artifacts\[0\]"
                       r"\.metadata\['blessed'\] == 1\.0\)", condition), condition
+  declared = spec['components']['AtomicPusher']['inputDefinitions']['artifacts']
+  assert set(re.findall(r"inputs\.artifacts\['([^']+)'\]", condition)) <= set(declared)
   assert 'Evaluator' in pusher['dependentTasks']
   pushed = pusher['inputs']['artifacts']
   assert pushed['model_blessing']['taskOutputArtifact']['producerTask'] == 'Evaluator'
@@ -92,10 +93,10 @@ def test_the_pusher_runs_only_when_the_evaluator_blesses(spec):
   assert push_to['filesystem']['base_directory'] == CLUSTER['pipeline_root'] + '/serving_model'
 
 
-def test_the_evaluator_compares_with_the_last_blessed_model(spec):
-  baseline = spec['root']['dag']['tasks']['Evaluator']['inputs']['artifacts']['baseline_model']
-  assert (baseline['taskOutputArtifact']['producerTask']
-          == 'latest_blessed_model_resolver-model-resolver')
+def test_the_evaluator_compares_with_the_served_model(spec):
+  evaluator = spec['root']['dag']['tasks']['Evaluator']
+  assert set(evaluator['inputs']['artifacts']) == {'examples', 'model'}
+  assert parameter(spec, 'Evaluator', 'serving_dir') == CLUSTER['pipeline_root'] + '/serving_model'
 
 
 def test_ingestion_takes_the_newest_span_and_the_staged_weights(spec):
@@ -134,66 +135,113 @@ def test_compile_usage_errors(args, message, tmp_path, capsys, monkeypatch):
   assert not os.listdir(tmp_path)
 
 
-def test_the_compiled_ingestion_step_runs_as_its_container_would(tmp_path):
-  """Runs the compiled PhotoExampleGen's two commands (TFX's span-resolving driver, then
-  the executor) as the cluster's launcher would: the same argument lists, an
-  ExecutorInput built from the compiled parameters, and the driver's resolved span
-  handed to the executor. Local folders stand in for the bucket; Beam runs in-process."""
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
+
+
+# The compiled pipeline run end to end under each backend's rules, twice: a first run
+# with nothing served (gated against gray only), then a run on a newer span whose
+# candidate must beat the served model by more than it can (max_regression -1), so only
+# the "no worse than the served model" gate can reject it. The gray gate is opened wide
+# (these runs train two steps): what is tested here is that each backend runs the spec,
+# resolves the span and gates against the served model; the gates' arithmetic is
+# test_pipeline's.
+BACKEND_RUN = dict(embedding_weights='none', eval_percent=50, train_steps=2, eval_steps=1,
+                   hyperparameters={'batch_size': 2, 'epochs': 1, 'learning_rate': 1e-3},
+                   min_improvement_over_gray=-1000.0)
+
+
+def write_span(photos, span, count):
+  from sample_images import colourful_image, encode  # pylint: disable=import-outside-toplevel
+  folder = photos / f'span-{span}'
+  folder.mkdir(parents=True)
+  for i in range(count):
+    (folder / f'{i}.png').write_bytes(encode(colourful_image(10 * span + i, 64, 48), 'PNG'))
+  return folder
+
+
+def compile_for_test(path, root, photos, **gates):
   from conftest import IN_MEMORY_BEAM  # pylint: disable=import-outside-toplevel
   from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
-  from sample_images import colourful_image, encode  # pylint: disable=import-outside-toplevel
-
-  photos = tmp_path / 'photos'
-  for span, count in ((1, 2), (2, 4)):
-    (photos / f'span-{span}').mkdir(parents=True)
-    for i in range(count):
-      (photos / f'span-{span}' / f'{i}.png').write_bytes(
-          encode(colourful_image(10 * span + i, 48, 64), 'PNG'))
-  (photos / 'span-2' / 'broken.jpg').write_bytes(b'\xff\xd8 not a photo')
-  package = str(tmp_path / 'pipeline.yaml')
   kubeflow_runner.compile_pipeline(
-      package, str(tmp_path / 'root'), str(photos / 'span-{SPAN}'), image=CLUSTER['image'],
+      str(path), str(root), str(photos / 'span-{SPAN}'), image=CLUSTER['image'],
       beam_pipeline_args=kubeflow_runner.beam_args(extra=IN_MEMORY_BEAM),
-      embedding_weights='none')
-  spec = load(package)
-  step = containers(spec)['PhotoExampleGen']
-  task = spec['root']['dag']['tasks']['PhotoExampleGen']
-  parameters = {name: value['runtimeValue']['constantValue']
-                for name, value in task['inputs']['parameters'].items()}
-  examples = tmp_path / 'root' / 'PhotoExampleGen' / 'examples'
-  output_file = tmp_path / 'root' / 'PhotoExampleGen' / 'executor_output.json'
+      **BACKEND_RUN, **gates)
+  return str(path)
 
-  def run(command, args):
-    invocation = json.dumps({
-        'inputs': {'parameters': parameters},
-        'outputs': {'artifacts': {'examples': {'artifacts': [{
-            'name': 'examples', 'type': {'schemaTitle': 'tfx.Examples'},
-            'uri': str(examples)}]}},
-                    'outputFile': str(output_file)}})
-    argv = [sys.executable if part == 'python' else part for part in command]
-    argv += [invocation if part == '{{$}}' else part for part in args]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-    assert result.returncode == 0, result.stderr[-3000:]
 
-  driver = step['lifecycle']['preCacheCheck']
-  run(driver['command'], driver['args'])
-  resolved = json.load(open(output_file))['parameterValues']
-  assert resolved['span'] == 2
-  assert json.loads(resolved['input_config'])['splits'][0]['pattern'] == 'span-2/**'
-  # What the launcher does with the driver's answer before starting the executor.
-  parameters.update(span={'intValue': '2'},
-                    input_config={'stringValue': resolved['input_config']},
-                    input_fingerprint={'stringValue': resolved['input_fingerprint']})
+def validation_failures(evaluation_uri):
+  import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+  result = tfma.load_validation_result(evaluation_uri)
+  return {(failure.metric_key.name, failure.metric_key.is_diff)
+          for per_slice in result.metric_validations_per_slice for failure in per_slice.failures}
 
-  run(step['command'], step['args'])
-  report = json.load(open(examples / 'ingest_report.json'))
+
+@pytest.mark.parametrize('backend, suffix', [(kfp_backend.KFP, '.yaml'),
+                                             (kfp_backend.VERTEX, '.json')])
+def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(
+    backend, suffix, image, tmp_path):
+  from components import pusher  # pylint: disable=import-outside-toplevel
+  photos, root, work = tmp_path / 'photos', tmp_path / 'root', tmp_path / 'work'
+  work.mkdir()
+  write_span(photos, 1, 6)
+  serving_dir = str(root / 'serving_model')
+
+  first = kfp_backend.run_pipeline(
+      compile_for_test(tmp_path / f'first{suffix}', root, photos), str(root), image, backend,
+      str(work))
+  print('first run, seconds per task:', first.seconds)
+  assert first.states == dict.fromkeys(EXPECTED_TASKS, 'SUCCEEDED')
+  examples = first.outputs['PhotoExampleGen']['examples']['artifacts'][0]
+  report = json.load(open(os.path.join(examples['uri'], 'ingest_report.json')))
+  assert report['total'] == report['written'] == 6
+  blessing = first.outputs['Evaluator']['blessing']['artifacts'][0]['metadata']
+  assert blessing['blessed'] == 1 and 'baseline_model' not in blessing
+  (version,) = pusher.numbered_versions(serving_dir)
+  served = os.path.join(serving_dir, str(version))
+  assert os.path.exists(os.path.join(served, 'saved_model.pb'))
+
+  write_span(photos, 2, 4)
+  (photos / 'span-2' / 'broken.jpg').write_bytes(b'\xff\xd8 not a photo')
+  second = kfp_backend.run_pipeline(
+      compile_for_test(tmp_path / f'second{suffix}', root, photos, max_regression=-1.0),
+      str(root), image, backend, str(work))
+  print('second run, seconds per task:', second.seconds)
+  assert second.states == {**dict.fromkeys(EXPECTED_TASKS, 'SUCCEEDED'),
+                           'AtomicPusher': 'SKIPPED'}
+  examples = second.outputs['PhotoExampleGen']['examples']['artifacts'][0]
+  assert examples['metadata']['custom:span'] == 2
+  report = json.load(open(os.path.join(examples['uri'], 'ingest_report.json')))
   assert report['total'] == 5 and report['written'] == 4
   assert report['rejected'] == {'not_an_image': 1}
-  assert {e['source'].split('/')[-2] for e in report['files']} == {'span-2'}
-  records = [os.path.join(d, f) for d, _, files in os.walk(examples) for f in files
-             if f.startswith('data_tfrecord')]
-  assert {os.path.basename(os.path.dirname(r)) for r in records} <= {'Split-train',
-                                                                       'Split-eval'}
+  assert {f['source'].split('/')[-2] for f in report['files']} == {'span-2'}
+  blessing = second.outputs['Evaluator']['blessing']['artifacts'][0]['metadata']
+  assert blessing['blessed'] == 0 and blessing['baseline_model'] == served
+  evaluation = second.outputs['Evaluator']['evaluation']['artifacts'][0]['uri']
+  assert validation_failures(evaluation) == {('ab_mse', True)}
+  assert pusher.numbered_versions(serving_dir) == [version]
+
+
+def test_kfp_refuses_what_its_backend_does_not_run(image, tmp_path):
+  """The stand-in's KFP rules, each against a spec that breaks one of them."""
+  spec = load(compile_for_test(tmp_path / 'p.yaml', tmp_path / 'root', tmp_path / 'photos'))
+
+  def fails(changed, message):
+    with pytest.raises(kfp_backend.BackendError, match=message):
+      kfp_backend.Run(changed, str(tmp_path / 'root'), image, kfp_backend.KFP,
+                      str(tmp_path)).execute()
+
+  with_resolver = json.loads(json.dumps(spec))
+  with_resolver['deploymentSpec']['executors']['r_executor'] = {'resolver': {}}
+  fails(with_resolver, 'resolver executors not implemented')
+  old_parameters = json.loads(json.dumps(spec))
+  old_parameters['root']['dag']['tasks']['PhotoExampleGen']['inputs']['parameters'][
+      'input_base']['runtimeValue'] = {'constantValue': {'stringValue': 'photos'}}
+  fails(old_parameters, 'not implemented')
+  executor_input = {'inputs': {'artifacts': {'model_blessing': {'artifacts': [
+      {'metadata': {'blessed': 1}}]}}}}
+  with pytest.raises(kfp_backend.BackendError, match='does not declare'):
+    kfp_backend._condition_holds(  # pylint: disable=protected-access
+        "(inputs.artifacts['_Evaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0)",
+        executor_input)
+  assert kfp_backend._condition_holds(  # pylint: disable=protected-access
+      "(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)",
+      executor_input)

@@ -35,6 +35,8 @@ def test_submit_a_run_to_kubeflow_pipelines(api, compiled, capsys):
   assert run['body']['display_name'] == 'first run'
   assert run['body']['experiment_id'] == 'experiment-1'
   assert run['body']['pipeline_spec'] == spec_of(compiled['.yaml'])
+  # KFP's backend ignores the spec's defaultPipelineRoot; only the run's own root counts.
+  assert run['body']['runtime_config']['pipeline_root'] == CLUSTER['pipeline_root']
   assert 'Submitted run run-1' in capsys.readouterr().out
 
 
@@ -59,6 +61,7 @@ def test_schedule_a_weekly_retraining_on_kubeflow_pipelines(api, compiled, capsy
   assert body['experiment_id'] == api.experiments[0]['experiment_id']
   assert api.experiments[0]['display_name'] == 'retraining'
   assert body['pipeline_spec'] == spec_of(compiled['.yaml'])
+  assert body['runtime_config']['pipeline_root'] == CLUSTER['pipeline_root']
   assert 'Scheduled recurring-1' in capsys.readouterr().out
 
 

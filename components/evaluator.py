@@ -1,0 +1,89 @@
+"""ServedModelEvaluator: TFX's Evaluator, gating against the model users are served.
+
+The baseline of the "no worse than before" gate is the newest complete version in the
+serving directory, found by this executor when it runs, instead of by a Resolver over
+MLMD: open-source Kubeflow Pipelines runs no resolver (kubeflow/pipelines
+backend/src/v2/compiler/argocompiler/dag.go: "resolver executors not implemented"), and
+the served model is what a candidate has to beat anyway. With nothing served yet the
+candidate is gated against the gray baseline only (TFMA ignores change thresholds
+without a baseline).
+
+The blessing records the served version it was gated against (`baseline_model`, its
+path), so the Pusher can refuse a blessing that a newer push has made stale.
+"""
+import os
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx import v1 as tfx
+from tfx.components.evaluator import constants
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx.utils import path_utils
+
+import tensorflow_model_analysis as tfma
+
+from components import pusher
+
+SERVING_DIR_KEY = 'serving_dir'
+
+
+class ServedModelEvaluatorSpec(standard_component_specs.EvaluatorSpec):
+  PARAMETERS = {
+      **standard_component_specs.EvaluatorSpec.PARAMETERS,
+      SERVING_DIR_KEY: component_spec.ExecutionParameter(type=str),
+  }
+
+
+class Executor(evaluator_executor.Executor):
+  """Evaluates the candidate against the served model (a copy in this run's tmp dir,
+  laid out as a Model artifact), then records which version that was."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    served = pusher.served_model(exec_properties[SERVING_DIR_KEY])
+    inputs = dict(input_dict)
+    staged = None
+    if served:
+      staged = os.path.join(self._get_tmp_dir(), 'served_model')
+      io_utils.copy_dir(served, path_utils.serving_model_path(staged))
+      baseline = standard_artifacts.Model()
+      baseline.uri = staged
+      inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
+    try:
+      super().Do(inputs, output_dict, exec_properties)
+    finally:
+      if staged and fileio.exists(staged):
+        fileio.rmtree(staged)
+    blessing = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.BLESSING_KEY])
+    properties = blessing.mlmd_artifact.custom_properties
+    # The staged copy has no MLMD id; Vertex's entrypoint would look a 0 up and fail
+    # (kubeflow_v2_entrypoint_utils.refactor_model_blessing).
+    if constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY in properties:
+      del properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]
+    if served:
+      blessing.set_string_custom_property(pusher.BASELINE_KEY, served)
+
+
+class ServedModelEvaluator(tfx.components.Evaluator):
+  """`tfx.components.Evaluator` whose baseline is the newest model in `serving_dir`."""
+
+  SPEC_CLASS = ServedModelEvaluatorSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
+               eval_config: tfma.EvalConfig, serving_dir: str):
+    spec = ServedModelEvaluatorSpec(
+        examples=examples, model=model, eval_config=eval_config, serving_dir=serving_dir,
+        example_splits='null',
+        evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
+        blessing=types.Channel(type=standard_artifacts.ModelBlessing))
+    base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

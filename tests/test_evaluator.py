@@ -1,0 +1,76 @@
+"""components/evaluator.py: the served model as the Evaluator's baseline, and the
+contract with the Pusher (a blessing records the served version it was gated against).
+
+The Evaluator itself runs in test_pipeline (local runner) and test_kubeflow_runner
+(both backends' rules); these tests pin the rules around it."""
+import json
+import os
+
+from tfx.types import standard_artifacts
+
+from components import evaluator
+from components import pusher
+
+
+def fake_saved_model(folder):
+  """A folder laid out like a SavedModel: what the push copies, not what it loads."""
+  os.makedirs(os.path.join(folder, 'variables'))
+  with open(os.path.join(folder, 'variables', 'variables.index'), 'wb') as f:
+    f.write(b'index')
+  with open(os.path.join(folder, 'saved_model.pb'), 'wb') as f:
+    f.write(b'graph')
+  return folder
+
+
+def test_the_served_model_is_the_newest_complete_version(tmp_path):
+  serving = tmp_path / 'serving'
+  assert pusher.served_model(str(serving)) is None
+  fake_saved_model(str(serving / '100'))
+  (serving / '200' / 'variables').mkdir(parents=True)  # Still being copied: no graph yet.
+  (serving / '.incoming-300').mkdir()
+  assert pusher.served_model(str(serving)) == str(serving / '100')
+  fake_saved_model(str(serving / '150'))
+  assert pusher.served_model(str(serving)) == str(serving / '150')
+
+
+def push_with(tmp_path, serving, gated_against):
+  """Runs the AtomicPusher's executor on a blessed candidate that the Evaluator gated
+  against `gated_against` (None: nothing was served); returns the PushedModel."""
+  model = standard_artifacts.Model()
+  model.uri = str(tmp_path / 'candidate')
+  if not os.path.exists(model.uri):
+    fake_saved_model(os.path.join(model.uri, 'Format-Serving'))
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / 'blessing')
+  blessing.set_int_custom_property('blessed', 1)
+  if gated_against:
+    blessing.set_string_custom_property(pusher.BASELINE_KEY, gated_against)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / 'pushed')
+  destination = json.dumps({'filesystem': {'base_directory': str(serving)}})
+  pusher.Executor().Do({'model': [model], 'model_blessing': [blessing]},
+                       {'pushed_model': [pushed]},
+                       {'push_destination': destination, 'custom_config': '{}'})
+  return pushed
+
+
+def test_the_pusher_refuses_a_blessing_made_against_another_served_model(tmp_path):
+  serving = tmp_path / 'serving'
+  fake_saved_model(str(serving / '100'))
+  stale = push_with(tmp_path, serving, gated_against=None)
+  assert stale.get_int_custom_property('pushed') == 0
+  assert pusher.numbered_versions(str(serving)) == [100]
+  older = push_with(tmp_path, serving, gated_against=str(serving / '99'))
+  assert older.get_int_custom_property('pushed') == 0
+  current = push_with(tmp_path, serving, gated_against=str(serving / '100'))
+  assert current.get_int_custom_property('pushed') == 1
+  assert len(pusher.numbered_versions(str(serving))) == 2
+
+
+def test_a_first_push_needs_no_baseline(tmp_path):
+  serving = tmp_path / 'serving'
+  pushed = push_with(tmp_path, serving, gated_against=None)
+  assert pushed.get_int_custom_property('pushed') == 1
+  (version,) = pusher.numbered_versions(str(serving))
+  assert os.path.exists(os.path.join(serving, str(version), 'saved_model.pb'))
+  assert evaluator.SERVING_DIR_KEY in evaluator.ServedModelEvaluatorSpec.PARAMETERS
