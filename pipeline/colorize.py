@@ -179,8 +179,11 @@ class ClaimOutputs(beam.PTransform):
                 _tagged, claim(output, sources))).with_outputs(_REJECTED, main='claimed'))
 
 
-def skip_done(item: Input, overwrite: bool):
-  """The Input, or its 'skipped' FileStatus when its output exists."""
+def skip_done(item: Input, overwrite: bool, out: str):
+  """The Input, or its 'skipped' FileStatus when its output exists or it is one of
+  --out's files (an input folder that holds --out)."""
+  if item.source.startswith(out.rstrip('/') + '/'):
+    return _count(FileStatus(item.source, 'skipped', detail='it is inside --out'))
   if not overwrite and tf.io.gfile.exists(item.output):
     return _count(FileStatus(item.source, 'skipped', detail='its output exists',
                              output=item.output))
@@ -191,13 +194,14 @@ class SkipDone(beam.PTransform):
   """Input -> Input whose output is not there yet (all of them with `overwrite`); side
   output 'skipped'. An output that exists is complete: it was renamed into place."""
 
-  def __init__(self, overwrite: bool):
+  def __init__(self, overwrite: bool, out: str):
     super().__init__()
     self._overwrite = overwrite
+    self._out = out
 
   def expand(self, inputs):
-    overwrite = self._overwrite
-    return inputs | beam.Map(lambda item: _tagged(skip_done(item, overwrite))).with_outputs(
+    overwrite, out = self._overwrite, self._out
+    return inputs | beam.Map(lambda item: _tagged(skip_done(item, overwrite, out))).with_outputs(
         _SKIPPED, main='todo')
 
 
@@ -243,11 +247,12 @@ class DecodeInputs(beam.PTransform):
         _REJECTED, main='photos')
 
 
-def _model_size_units(photo: Photo) -> int:
-  """A photo's weight in a batch: how many model-size squares its pixels fill (at least
-  one), so that a batch holds BATCH_SIZE small photos or one large one."""
+def _model_size_units(photo: Photo, batch_size: int) -> int:
+  """A photo's weight in a batch: how many model-size squares its pixels fill, from one
+  to `batch_size`, so that a batch holds `batch_size` small photos or one large one.
+  (Beam's BatchElements would send an empty batch ahead of a photo heavier than that.)"""
   height, width = photo.pixels.shape[:2]
-  return max(1, height * width // preprocessing.IMAGE_SIZE ** 2)
+  return min(batch_size, max(1, height * width // preprocessing.IMAGE_SIZE ** 2))
 
 
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
@@ -274,8 +279,9 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
   def batch_elements_kwargs(self):
     # Batches weighed in model-size squares: full batches of small photos from the
     # start, and a large photo in a batch of its own, which keeps memory flat.
-    return {'min_batch_size': self._batch_size, 'max_batch_size': self._batch_size,
-            'element_size_fn': _model_size_units}
+    batch_size = self._batch_size
+    return {'min_batch_size': batch_size, 'max_batch_size': batch_size,
+            'element_size_fn': lambda photo: _model_size_units(photo, batch_size)}
 
   def get_num_bytes(self, batch: Sequence[Photo]) -> int:
     return sum(photo.pixels.nbytes for photo in batch)
@@ -399,7 +405,7 @@ class ColorizePhotos(beam.PTransform):
   def expand(self, pbegin):
     inputs = pbegin | 'MatchInputs' >> MatchInputs(self._roots, self._out, self._fmt)
     claimed = inputs | 'ClaimOutputs' >> ClaimOutputs()
-    todo = claimed.claimed | 'SkipDone' >> SkipDone(self._overwrite)
+    todo = claimed.claimed | 'SkipDone' >> SkipDone(self._overwrite, self._out)
     decoded = todo.todo | 'DecodeInputs' >> DecodeInputs(self._max_megapixels)
     encoded = (decoded.photos
                | 'ColorizeBatches' >> ColorizeBatches(self._model_dir, self._batch_size)
@@ -505,7 +511,7 @@ def print_summary(report: dict, out: str, seconds: float) -> None:
         f'{f" ({reasons})" if reasons else ""}; report {os.path.join(out, REPORT_FILE)}')
 
 
-# ---- The single photo of `colorizer serve` ----
+# ---- One photo for `colorizer serve`; the files of `colorizer evaluate` ----
 
 def expand_inputs(inputs: Iterable[str]) -> List[str]:
   """Files as given, folders as every file below them, globs as their matches."""

@@ -14,7 +14,9 @@ import sys
 import time
 
 from absl import flags
+import apache_beam as beam
 from apache_beam.options import pipeline_options as po
+from apache_beam.testing.util import assert_that, equal_to
 import numpy as np
 from PIL import Image, ImageCms
 import pytest
@@ -30,7 +32,8 @@ from sample_images import colourful_image, encode
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
 COLOUR = (12.0, 18.0)
-IN_MEMORY = ['--beam-arg=--direct_running_mode=in_memory', '--beam-arg=--direct_num_workers=1']
+IN_MEMORY_OPTIONS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+IN_MEMORY = [f'--beam-arg={option}' for option in IN_MEMORY_OPTIONS]
 ARTIST, ORIENTATION = 0x013B, 0x0112
 
 
@@ -189,6 +192,22 @@ def test_a_killed_run_resumes_where_it_stopped(colour_model, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.load(open(out / colorize.REPORT_FILE))['files'][0]['status'] == 'written'
   assert outputs_of(out)[first] != done[first]  # Redone.
+
+
+def test_a_large_photo_is_a_batch_of_its_own():
+  """Batches are weighed in model-size squares: small photos fill one, a large photo
+  (here 21 squares, over the batch's 4) goes alone, and no batch is empty."""
+  def photo(name, side):
+    return colorize.Photo(name, '', np.zeros((side, side, 1), np.uint8), None)
+  photos = [photo('large', 1200), photo('a', 256), photo('b', 100), photo('c', 256),
+            photo('d', 256), photo('e', 256)]
+  kwargs = colorize.ColorizerModelHandler('unused', batch_size=4).batch_elements_kwargs()
+  with beam.Pipeline(options=po.PipelineOptions(IN_MEMORY_OPTIONS)) as pipeline:
+    batches = (pipeline
+               | beam.Create(photos, reshuffle=False)
+               | beam.BatchElements(**kwargs)
+               | beam.Map(lambda batch: [p.source for p in batch]))
+    assert_that(batches, equal_to([['large'], ['a', 'b', 'c', 'd'], ['e']]))
 
 
 def options(*argv) -> po.PipelineOptions:
