@@ -185,9 +185,9 @@ def _colorize_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer('batch-size', 16, 'Photos of the model\'s size per model call; a '
                        'large photo is a batch of its own.', lower_bound=1, flag_values=fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
-                            '--beam-arg=--runner=DataflowRunner (README); repeatable. With '
-                            'none, one input file is colourized without Beam.',
-                            flag_values=fv)
+                            '--beam-arg=--runner=DataflowRunner (docs/colorize.md); '
+                            'repeatable. With none, a single input file runs in this '
+                            'process (no worker processes to start).', flag_values=fv)
 
 
 def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
