@@ -96,7 +96,8 @@ def _rejected(source: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput
   return beam.pvalue.TaggedOutput(_REJECTED, _count(FileStatus(source, 'rejected', reason, detail)))
 
 
-def _read(path: str) -> bytes:
+def read(path: str) -> bytes:
+  """A file's bytes, local or gs:// (Beam's file systems; never decompressed)."""
   with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
     return f.read()
 
@@ -121,7 +122,7 @@ class _HashFn(beam.DoFn):
       yield _rejected(path, 'unreadable', 'a directory, not a file')
       return
     try:
-      data = _read(path)
+      data = read(path)
     except (OSError, IOError) as e:
       yield _rejected(path, 'unreadable', str(e))
       return
@@ -168,7 +169,7 @@ class _DecodeFn(beam.DoFn):
   def process(self, element):
     sha256, path = element
     try:
-      data = _read(path)
+      data = read(path)
     except (OSError, IOError) as e:
       yield _rejected(path, 'unreadable', str(e))
       return

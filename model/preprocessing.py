@@ -97,10 +97,16 @@ class DecodedPhoto(NamedTuple):
   rgb: np.ndarray  # uint8 [height, width, 3] sRGB, after EXIF orientation (maybe draft-reduced)
   height: int      # the photo's own size after EXIF orientation, before any reduction
   width: int
+  format: str = ''         # Pillow's name of the file's format: 'JPEG', 'PNG', ...
+  exif: bytes = b''        # the file's EXIF, its orientation reset to upright
+  icc_profile: bytes = b''
+
+
+_GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 
 
 def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                 draft_size: int = 0) -> DecodedPhoto:
+                 draft_size: int = 0, keep_gray: bool = False) -> DecodedPhoto:
   """Decodes image bytes to 8-bit sRGB, or raises PhotoRejected saying why not.
 
   Takes JPEG, PNG, GIF (first frame), BMP, WebP and TIFF; applies EXIF orientation;
@@ -109,6 +115,8 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   the header, before any pixel is decoded, so a decompression bomb costs nothing.
   `draft_size` > 0 lets JPEG decode at a reduced scale whose sides stay >= draft_size,
   which is several times faster for large photos that are resized afterwards anyway.
+  `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
+  (`colorizer colorize` takes a scan's luminance from all of its bits).
   """
   if not data:
     raise PhotoRejected('empty', 'the file has 0 bytes')
@@ -120,6 +128,7 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     raise _unrecognised(data, e) from None
 
   width, height = image.size
+  file_format = image.format
   if image.format not in SUPPORTED_FORMATS:
     raise PhotoRejected('unsupported_format', f'{image.format} images are not ingested; '
                         f'supported: {", ".join(SUPPORTED_FORMATS)}')
@@ -135,16 +144,27 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     image.load()
     orientation = image.getexif().get(0x0112, 1)
     image = ImageOps.exif_transpose(image)
-    rgb = _to_srgb8(image)
+    if keep_gray and image.mode in _GRAY_MODES:
+      rgb = _gray(image)
+    else:
+      rgb = _to_srgb8(image)
   except Image.DecompressionBombError as e:
     raise PhotoRejected('too_large', str(e)) from None
   except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
     message = str(e) or type(e).__name__
     reason = 'truncated' if 'truncated' in message or isinstance(e, EOFError) else 'undecodable'
-    raise PhotoRejected(reason, f'{image.format}: {message}') from None
+    raise PhotoRejected(reason, f'{file_format}: {message}') from None
   if orientation in (5, 6, 7, 8):
     width, height = height, width
-  return DecodedPhoto(rgb, height, width)
+  return DecodedPhoto(rgb, height, width, file_format, image.info.get('exif', b''),
+                      image.info.get('icc_profile') or b'')
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+  """A gray Pillow image -> [H, W, 1]: uint8, or uint16 for 16 bits (Pillow's 'I' too)."""
+  if image.mode == 'L':
+    return np.asarray(image, np.uint8)[..., None]
+  return np.clip(np.asarray(image, np.int64), 0, 65535).astype(np.uint16)[..., None]
 
 
 def _unrecognised(data: bytes, error: Exception) -> PhotoRejected:
@@ -341,6 +361,9 @@ _GRAY_F = _lab_f(_LINEAR8).astype(np.float32)                       # gray -> f(
 _RGB_Y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * _LINEAR8 * _STEPS).reshape(-1).astype(np.float32)
 _Y_F = _lab_f(_AT_STEPS).astype(np.float32)                         # Y * _STEPS -> f(Y)
 _LINEAR_SRGB8 = np.round(255 * _linear_to_srgb(_AT_STEPS)).astype(np.uint8)
+# 16-bit gray scans: their f(Y) from every 16-bit level, and 16-bit sRGB out.
+_GRAY16_F = _lab_f(_srgb_to_linear(np.arange(65536) / 65535.0)).astype(np.float32)
+_LINEAR_SRGB16 = np.round(65535 * _linear_to_srgb(_AT_STEPS)).astype(np.uint16)
 
 
 def _lookup(table: np.ndarray, index: tf.Tensor) -> tf.Tensor:
@@ -348,7 +371,11 @@ def _lookup(table: np.ndarray, index: tf.Tensor) -> tf.Tensor:
 
 
 def _lab_fy(pixels: tf.Tensor) -> tf.Tensor:
-  """8-bit sRGB [H, W, C] -> Lab's fy = (L + 16) / 116 [H, W, 1], from the luminance."""
+  """8-bit sRGB [H, W, C] -> Lab's fy = (L + 16) / 116 [H, W, 1], from the luminance;
+  16-bit gray [H, W, 1] likewise, from all 16 bits."""
+  if pixels.dtype == tf.uint16:
+    return _lookup(_GRAY16_F, pixels)
+
   def gray():
     return _lookup(_GRAY_F, pixels)
 
@@ -363,7 +390,8 @@ def _lab_fy(pixels: tf.Tensor) -> tf.Tensor:
 def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
   """The colourized photo at its own resolution: 8-bit sRGB [H, W, C] (C = 1 or 3)
   and ab [h, w, 2] (Lab units, any size, inside sRGB's gamut) -> 8-bit sRGB
-  [H, W, 3] with the photo's own L and ab stretched over it (bilinear).
+  [H, W, 3] with the photo's own L and ab stretched over it (bilinear). A 16-bit
+  gray photo [H, W, 1] gives 16-bit sRGB.
 
   `rgb_to_lab`'s L and `lab_to_rgb` written out so that they take a few passes over
   the full-size image; out-of-gamut colours are clipped, as `lab_to_rgb` does.
@@ -378,8 +406,27 @@ def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
   xyz = 3 * _DELTA ** 2 * (d + 2 / 29) + tf.square(tf.nn.relu(d)) * (d + 3 * _DELTA)
   to_rgb = np.array(_XYZ_TO_LINEAR_RGB) * np.array(_D65) * _STEPS     # XYZ -> RGB * _STEPS
   linear = tf.matmul(tf.reshape(xyz, [-1, 3]), tf.constant(to_rgb.T, tf.float32))
-  srgb = _lookup(_LINEAR_SRGB8, tf.saturate_cast(linear, tf.uint16))  # [H * W, 3]
+  table = _LINEAR_SRGB16 if pixels.dtype == tf.uint16 else _LINEAR_SRGB8
+  srgb = _lookup(table, tf.saturate_cast(linear, tf.uint16))         # [H * W, 3]
   return tf.reshape(srgb, tf.concat([size, [3]], axis=0))
+
+
+def l_at_model_size(pixels: tf.Tensor) -> tf.Tensor:
+  """What the model sees of a photo: sRGB [H, W, C] (uint8, or uint16 gray) -> its L
+  [256, 256, 1], the whole image squeezed to the model's square."""
+  return rgb_to_lab(at_model_size(pixels, crop=False))[..., :1]
+
+
+def colourized(pixels: tf.Tensor, l_small: tf.Tensor, ab_scaled: tf.Tensor) -> tf.Tensor:
+  """The one recombination of the server, `colorizer colorize` and its job: the
+  model's ab / 128 [256, 256, 2] for `l_small` and the photo's pixels [H, W, C] -> the
+  colour photo [H, W, 3] at full resolution, of the photo's bit depth.
+
+  Out-of-gamut colours are desaturated at the model's size, where it is cheap; the
+  full-resolution work is the photo's own L, the stretched ab and one Lab -> RGB.
+  """
+  ab = ab_in_gamut(tf.concat([l_small, unscale_ab(ab_scaled)], axis=-1))  # [256, 256, 2]
+  return photo_with_colour(pixels, ab)
 
 
 def scale_l(l: tf.Tensor) -> tf.Tensor:
@@ -462,12 +509,12 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
 
 
 def at_model_size(pixels: tf.Tensor, crop: bool) -> tf.Tensor:
-  """8-bit sRGB [H, W, C] (C = 1 or 3) -> sRGB floats [256, 256, 3] in [0, 1]: the
+  """8-bit (or 16-bit) sRGB [H, W, C] (C = 1 or 3) -> sRGB floats [256, 256, 3] in [0, 1]: the
   centred square (ingestion) or the whole image squeezed to a square (serving, which
   then stretches the predicted colour back over the photo's own shape)."""
   if crop:
     pixels = center_crop_square(pixels)
-  square = tf.clip_by_value(resize(pixels, IMAGE_SIZE) / 255.0, 0.0, 1.0)
+  square = tf.clip_by_value(resize(pixels, IMAGE_SIZE) / pixels.dtype.max, 0.0, 1.0)
   return tf.broadcast_to(square, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
 

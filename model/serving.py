@@ -71,11 +71,8 @@ class _Colorize(tf.Module):
 
   def colorize_one(self, image_bytes: tf.Tensor) -> tf.Tensor:
     pixels, l_small = self._prepare(image_bytes)
-    ab = preprocessing.unscale_ab(self._predict_ab(l_small[None])[0])  # [256, 256, 2]
-    # Out-of-gamut colours are desaturated at the model's size, where it is cheap; the
-    # full-resolution work is the photo's own L, the stretched ab and one Lab -> RGB.
-    ab = preprocessing.ab_in_gamut(tf.concat([l_small, ab], axis=-1))  # [256, 256, 2]
-    colourized = preprocessing.photo_with_colour(pixels, ab)         # [H, W, 3] uint8
+    colourized = preprocessing.colourized(pixels, l_small,
+                                          self._predict_ab(l_small[None])[0])  # [H, W, 3]
     # zlib level 1: a 12-megapixel PNG encodes in a sixth of the default level's time
     # for about 15% more bytes.
     return tf.io.encode_png(colourized, compression=1)

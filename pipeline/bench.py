@@ -21,6 +21,12 @@ short and a long run and dividing the extra items by the extra time.
                           (fullres_codecs_ratio: decoding the 12-megapixel JPEG and
                           encoding its PNG answer alone / 256x256 serving_default)
   ingest_rss_ratio        peak memory of `colorizer ingest` on 10x the photos / 1x  <= 1.2
+  colorize_ratio          the `colorizer colorize` job's photos/s on 256x256 photos (its
+                          default options) / raw batched `from_l` calls (embedding
+                          included) on the same photos' L                    >= 0.8
+  colorize_rss_ratio      peak memory of `colorizer colorize` on 10x the photos / 1x  <= 1.2
+  colorize_fullres_s      seconds per 12-megapixel photo inside the job, in one process
+                          (reported, no goal)
 """
 import dataclasses
 import glob
@@ -38,7 +44,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import apache_beam as beam
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 import tensorflow as tf
 
 from components import ingest
@@ -48,6 +54,7 @@ from model import preprocessing
 from model import records
 from model import serving
 from model import trainer
+from pipeline import colorize
 from pipeline import configs
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -62,6 +69,8 @@ GOALS = {  # key: (comparison, goal)
     'serve_overhead_ratio': ('<=', 1.15),
     'fullres_ratio': ('<=', 3.0),
     'ingest_rss_ratio': ('<=', 1.2),
+    'colorize_ratio': ('>=', 0.8),
+    'colorize_rss_ratio': ('<=', 1.2),
 }
 
 
@@ -80,13 +89,16 @@ class Sizes:
   fullres_calls: int = 3
   rss_copies: int = 10
   photo_limit: Optional[int] = 27   # of the bundled photos (in name order), per copy
-  beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the ingestion job's, as users run it
+  beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the jobs', as users run them
+  colorize_photos: int = 160        # 256x256 photos in the long colorize run
+  colorize_short_photos: int = 32
 
 
 FULL = Sizes()
 TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
-             fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY)
+             fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY,
+             colorize_photos=2, colorize_short_photos=2)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -388,6 +400,110 @@ def bench_ingest_rss(workdir: str, sizes: Sizes) -> Dict:
                   os.path.join(workdir, 'rss-photos-1')))}
 
 
+def square_photos(folder: str, count: int) -> List[str]:
+  """`count` JPEGs of the model's size: the bundled photos' centred squares, cycled."""
+  os.makedirs(folder, exist_ok=True)
+  sources = sorted(glob.glob(os.path.join(SAMPLES, '*.jpg')))
+  side = preprocessing.IMAGE_SIZE
+  paths = []
+  for i in range(count):
+    image = Image.open(sources[i % len(sources)]).convert('RGB')
+    image = ImageOps.fit(image, (side, side))
+    if (i // len(sources)) % 2:
+      image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    paths.append(os.path.join(folder, f'{i:04d}.jpg'))
+    image.save(paths[-1], 'JPEG', quality=92)
+  return paths
+
+
+def _timed_colorize(folder: str, export_dir: str, out: str, beam_args: Sequence[str]) -> float:
+  start = time.perf_counter()
+  report = colorize.colorize([folder], export_dir, out, beam_args=beam_args)
+  assert report['written'] == report['total'], report['rejected']
+  return time.perf_counter() - start
+
+
+def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """The colorize job (its steady state: start-up cancels out of the long run minus the
+  short one) against the batched forward pass it is built on, on the same photos."""
+  short, long = sizes.colorize_short_photos, sizes.colorize_photos
+  folders = {n: os.path.join(workdir, f'colorize-{n}') for n in (short, long)}
+  files = {n: square_photos(folder, n) for n, folder in folders.items()}
+  runs = []
+
+  def ours(count: int) -> float:
+    runs.append(count)
+    return _timed_colorize(folders[count], export_dir,
+                           os.path.join(workdir, f'colorized-{len(runs)}'), sizes.beam_args)
+
+  signature = tf.saved_model.load(export_dir).signatures['from_l']
+  l = np.stack([colorize.decode(colorize.Input(path, ''), configs.MAX_MEGAPIXELS).l
+                for path in files[long]])
+  batch = colorize.BATCH_SIZE
+
+  def raw() -> float:
+    signature(l=tf.constant(l[:batch]))  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(l), batch):
+      signature(l=tf.constant(l[i:i + batch]))['ab'].numpy()
+    return len(l) / (time.perf_counter() - start)
+
+  if long == short:  # Too small to separate the steady state from start-up.
+    ours_rate = lambda: long / ours(long)  # noqa: E731
+  else:
+    ours_rate = lambda: steady_rate(ours, short, long)  # noqa: E731
+  job, forward = interleaved(sizes.repeats, ours_rate, raw)
+  return {'colorize_ratio': job['median'] / forward['median'],
+          'colorize_images_per_s': job, 'raw_from_l_images_per_s': forward,
+          'colorize_photos': long, 'colorize_batch_size': batch}
+
+
+def bench_colorize_fullres(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """Seconds per full-resolution photo inside the job: a run on fullres_calls photos
+  minus a run on one, per extra photo (one photo alone: its whole run). In one process
+  (the in-memory runner): with a worker per core, the longer run could load the model
+  in a second worker, and the difference would count that."""
+  folders = {}
+  for count in sorted({1, sizes.fullres_calls}):
+    folders[count] = os.path.join(workdir, f'fullres-{count}')
+    os.makedirs(folders[count], exist_ok=True)
+    for i in range(count):
+      with open(os.path.join(folders[count], f'{i}.jpg'), 'wb') as f:
+        f.write(_jpeg(i, *sizes.fullres_side))
+  runs = []
+
+  def seconds(count: int) -> float:
+    runs.append(count)
+    return _timed_colorize(folders[count], export_dir,
+                           os.path.join(workdir, f'fullres-out-{len(runs)}'), IN_MEMORY)
+
+  many = sizes.fullres_calls
+  if many == 1:
+    per_photo = lambda: seconds(1)  # noqa: E731
+  else:
+    per_photo = lambda: (seconds(many) - seconds(1)) / (many - 1)  # noqa: E731
+  [result] = interleaved(sizes.repeats, per_photo)
+  return {'colorize_fullres_s': result['median'], 'colorize_fullres_runs_s': result['runs'],
+          'colorize_fullres_megapixels': sizes.fullres_side[0] * sizes.fullres_side[1] / 1e6}
+
+
+def bench_colorize_rss(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """Peak memory of `colorizer colorize` in one process (the in-memory DirectRunner, so
+  that the one process measured holds the work) on the photos 1x and rss_copies x."""
+  colorizer_command = os.path.join(os.path.dirname(sys.executable), 'colorizer')
+  peaks = {}
+  for copies in (1, sizes.rss_copies):
+    folder = os.path.join(workdir, f'colorize-rss-photos-{copies}')
+    make_photos(folder, copies, sizes.photo_limit)
+    peaks[copies] = _peak_rss_mb([
+        colorizer_command, 'colorize', folder, '--model', export_dir, '--out',
+        os.path.join(workdir, f'colorize-rss-out-{copies}'),
+        *[f'--beam-arg={arg}' for arg in IN_MEMORY]])
+  return {'colorize_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
+          'colorize_peak_rss_mb_1x': peaks[1],
+          f'colorize_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies]}
+
+
 def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
         export_dir: Optional[str] = None, log: Callable[[str], None] = print) -> Dict:
   """Runs every benchmark and writes `out` (JSON); returns the results. Serving is
@@ -412,6 +528,12 @@ def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
   results.update(bench_serve(export_dir, weights, sizes))
   log('peak memory of ingestion, 1x and 10x the photos ...')
   results.update(bench_ingest_rss(workdir, sizes))
+  log('colorize job vs raw batched from_l ...')
+  results.update(bench_colorize(workdir, export_dir, sizes))
+  log('colorize job at full resolution ...')
+  results.update(bench_colorize_fullres(workdir, export_dir, sizes))
+  log('peak memory of colorize, 1x and 10x the photos ...')
+  results.update(bench_colorize_rss(workdir, export_dir, sizes))
   results['seconds'] = time.time() - started
 
   tf.io.gfile.makedirs(os.path.dirname(out) or '.')
@@ -429,4 +551,6 @@ def table(results: Dict) -> str:
     rows.append(f'| `{key}` | {shown} | {comparison} {goal:g} | {"yes" if met else "no"} |')
   rows.append(f'| `fullres_codecs_ratio` (JPEG decoding and PNG encoding alone) | '
               f'{results["fullres_codecs_ratio"]:.3f} | the floor of `fullres_ratio` | |')
+  rows.append(f'| `colorize_fullres_s` (seconds per {results["colorize_fullres_megapixels"]:g} '
+              f'MP photo in the job) | {results["colorize_fullres_s"]:.2f} | reported | |')
   return '\n'.join(rows)

@@ -2,7 +2,7 @@
 
   colorizer ingest --data PHOTOS --out DIR            photos -> Lab TFRecords + report
   colorizer run --data PHOTOS --output-root DIR        ingest, train, evaluate, push
-  colorizer colorize INPUT... --model DIR --out DIR    gray (or colour) photos -> colour
+  colorizer colorize INPUT... --model DIR --out DIR    photos -> colour photos (a Beam job)
   colorizer evaluate --model DIR --data PHOTOS         metrics against the gray baseline
   colorizer serve --model outputs/serving_model        REST API + web page on :8501
   colorizer compile --output pipeline.yaml ...         for Kubeflow Pipelines / Vertex AI
@@ -168,21 +168,39 @@ def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
 
 def _colorize_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
-                      'versions (the highest is used).', flag_values=fv, required=True)
-  flags.DEFINE_string('out', None, 'Folder for the colourized images.', flag_values=fv,
+                      'versions (the highest is used), local or gs://.', flag_values=fv,
                       required=True)
-  flags.DEFINE_enum('format', 'png', ['png', 'jpg'], 'Output format.', flag_values=fv)
+  flags.DEFINE_string('out', None, 'Folder for the colourized photos (local or gs://): the '
+                      'folders under each INPUT are mirrored here, with '
+                      'colorize_report.json.', flag_values=fv, required=True)
+  flags.DEFINE_enum('format', 'auto', ['auto', 'jpg', 'png'], 'Output format; auto: JPEG '
+                    'for JPEG input (keeping its EXIF and ICC profile), else PNG (16-bit '
+                    'for 16-bit input).', flag_values=fv)
+  flags.DEFINE_integer('jpeg-quality', 95, 'Quality of JPEG output.', lower_bound=1,
+                       upper_bound=100, flag_values=fv)
+  flags.DEFINE_bool('overwrite', False, 'Colourize again inputs whose output exists '
+                    '(by default they are skipped: a re-run resumes).', flag_values=fv)
   flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Refuse larger images.',
                      flag_values=fv)
+  flags.DEFINE_integer('batch-size', 16, 'Photos of the model\'s size per model call; a '
+                       'large photo is a batch of its own.', lower_bound=1, flag_values=fv)
+  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
+                            '--beam-arg=--runner=DataflowRunner (docs/colorize.md); '
+                            'repeatable. With none, a single input file runs in this '
+                            'process (no worker processes to start).', flag_values=fv)
 
 
 def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import colorize  # pylint: disable=import-outside-toplevel
   if not args:
     raise flags.Error('give at least one INPUT: a file, a folder or a glob')
-  failures = colorize.colorize_files(args, fv.model, fv.out, fv.format,
-                                     fv['max-megapixels'].value)
-  return 1 if failures else 0
+  start = time.time()
+  report = colorize.colorize(
+      args, fv.model, fv.out, fv.format, jpeg_quality=fv['jpeg-quality'].value,
+      overwrite=fv.overwrite, max_megapixels=fv['max-megapixels'].value,
+      beam_args=fv['beam-arg'].value, batch_size=fv['batch-size'].value)
+  colorize.print_summary(report, fv.out, time.time() - start)
+  return 1 if report['rejected'] else 0
 
 
 def _evaluate_flags(fv: flags.FlagValues) -> None:

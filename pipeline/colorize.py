@@ -1,23 +1,517 @@
-"""`colorizer colorize`: files, folders or globs -> colourized images, with a trained model.
+"""`colorizer colorize`: files, folders or globs -> colourized photos, as a resumable Beam job.
 
-Reads every format ingestion reads (Pillow, EXIF orientation applied), hands the pixels
-to the model's `serving_default` signature as PNG, and writes `<out>/<stem>.<format>`
-at the input's own size. A file that cannot be read gets one line on stderr and the
-rest go on.
+The job, step by step (each a PTransform; rejects and skips leave through side outputs):
+
+  MatchInputs     INPUT roots          -> Input (source, output path)
+  ClaimOutputs    Input                -> Input, one per output path   rejects: same_output
+  SkipDone        Input                -> Input                        skipped: output exists
+  DecodeInputs    Input                -> Photo (pixels, L at 256x256) rejects: ingestion's
+  ColorizeBatches Photo                -> Photo with ab, RunInference of `from_l` in batches
+  Recombine       Photo                -> Photo with its colour pixels at full resolution
+  EncodePhotos    Photo                -> (Photo, bytes)               rejects: unwritable
+  WriteOutputs    (Photo, bytes)       -> FileStatus 'written'         rejects: unwritable
+  WriteReport     FileStatus           -> <out>/colorize_report.json
+
+Every matched file ends as one FileStatus: written, skipped (its output exists: an
+earlier run did it) or rejected with a reason. Outputs are written under a temporary
+name in `<out>/.colorize-tmp/` and renamed into place, so an output that exists is
+complete and a killed run loses only the photos in flight; the next run skips what is
+done and removes the leftovers.
+
+One input file runs the same job in this process (ONE_FILE_BEAM_ARGS): the start-up of
+worker processes, each loading the model, costs more than the photo.
 """
+import dataclasses
 import io
+import json
 import os
 import sys
-from typing import Iterable, List
+import uuid
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from PIL import Image
+import apache_beam as beam
+from apache_beam.ml.inference import base as inference
+from apache_beam.options.pipeline_options import PipelineOptions
+import numpy as np
+from PIL import Image, ImageCms
 import tensorflow as tf
-from tqdm import tqdm
 
+from components import ingest
 from model import preprocessing
 from model import serving
+from pipeline import configs
 
+REPORT_FILE = 'colorize_report.json'
+TMP_DIR = '.colorize-tmp'
+FORMATS = ('auto', 'jpg', 'png')
+JPEG_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif')
+BATCH_SIZE = 16  # photos of the model's size per `from_l` call
+PNG_COMPRESSION = 1  # zlib level 1: a 12-megapixel PNG in a sixth of the default's time
+_REJECTED = 'rejected'
+_SKIPPED = 'skipped'
+_METRICS_NAMESPACE = 'colorize'
+_SRGB_PROFILE = ImageCms.createProfile('sRGB')
+# One file: the job in this process. On 2 cores one photo took 13-19 s in this process,
+# with or without Beam (the same), and 46 s with a worker process per core, each
+# starting TensorFlow and loading the model.
+ONE_FILE_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1')
+
+
+class FileStatus(NamedTuple):
+  """What became of one input file (the rows of colorize_report.json)."""
+  source: str
+  status: str                   # 'written', 'skipped' (already done) or 'rejected'
+  reason: Optional[str] = None  # preprocessing.REJECT_REASONS, 'same_output' or 'unwritable'
+  detail: Optional[str] = None
+  output: Optional[str] = None
+
+
+class Input(NamedTuple):
+  source: str
+  output: str
+
+
+@dataclasses.dataclass
+class Photo:
+  """One photo in flight: its pixels (uint8, or uint16 gray), what the model sees of it,
+  and what the output keeps of the file."""
+  source: str
+  output: str
+  pixels: Optional[np.ndarray]        # [H, W, 1 or 3], after EXIF orientation
+  l: np.ndarray                       # float32 [256, 256, 1], L in [0, 100]
+  exif: bytes = b''
+  icc_profile: bytes = b''
+  ab: Optional[np.ndarray] = None     # float32 [256, 256, 2], the model's ab / 128
+  colour: Optional[np.ndarray] = None  # [H, W, 3], of the pixels' dtype
+
+
+def _count(status: FileStatus) -> FileStatus:
+  name = status.status if status.status != 'rejected' else f'rejected_{status.reason}'
+  beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name).inc()
+  return status
+
+
+def _rejected(source: str, reason: str, detail: str) -> FileStatus:
+  return _count(FileStatus(source, 'rejected', reason, detail))
+
+
+def _tagged(result):
+  """A step's result for Beam: a FileStatus (rejected or skipped) leaves by the side
+  output of its status; anything else goes on."""
+  if isinstance(result, FileStatus):
+    return beam.pvalue.TaggedOutput(result.status, result)
+  return result
+
+
+# ---- Where outputs go ----
+
+def input_roots(inputs: Iterable[str]) -> List[Tuple[str, str]]:
+  """(file pattern, root) of each INPUT: a folder is its own root; a file's root is its
+  folder; a glob's is its folder up to the first wildcard. Paths under a root are
+  mirrored under --out."""
+  roots = []
+  for item in inputs:
+    if '://' not in item:
+      item = os.path.abspath(item)
+    if tf.io.gfile.isdir(item):
+      roots.append((ingest.file_pattern(item), item.rstrip('/')))
+    elif any(c in item for c in '*?['):
+      fixed = item[:min(item.find(c) for c in '*?[' if c in item)]
+      roots.append((item, fixed[:fixed.rfind('/')]))
+    else:
+      roots.append((item, item[:item.rfind('/')]))
+  return roots
+
+
+def output_path(source: str, root: str, out: str, fmt: str) -> str:
+  """<out>/<source's path under root>, its extension the output's: auto follows the
+  input's extension (JPEG in, JPEG out; anything else, PNG)."""
+  relative = source[len(root):].lstrip('/')
+  stem, extension = os.path.splitext(relative)
+  if fmt == 'auto':
+    fmt = 'jpg' if extension.lower() in JPEG_EXTENSIONS else 'png'
+  return os.path.join(out, f'{stem}.{fmt}')
+
+
+def _is_jpeg(path: str) -> bool:
+  return path.endswith('.jpg')
+
+
+class MatchInputs(beam.PTransform):
+  """PBegin -> Input of every file matching the INPUTs (ingestion's matcher)."""
+
+  def __init__(self, roots: Sequence[Tuple[str, str]], out: str, fmt: str):
+    super().__init__()
+    self._roots = list(roots)
+    self._out = out
+    self._fmt = fmt
+
+  def expand(self, pbegin):
+    matched = [pbegin
+               | f'Match[{i}]' >> ingest.MatchPhotos(pattern)
+               | f'Plan[{i}]' >> beam.Map(_planned, root, self._out, self._fmt)
+               for i, (pattern, root) in enumerate(self._roots)]
+    return matched | 'AllInputs' >> beam.Flatten()
+
+
+def _planned(source: str, root: str, out: str, fmt: str) -> Input:
+  return Input(source, output_path(source, root, out, fmt))
+
+
+def claim(output: str, sources: Iterable[str]) -> List:
+  """The first source in sort order gets the output path; the others are rejected."""
+  kept, *others = sorted(set(sources))
+  return [Input(kept, output)] + [_rejected(source, 'same_output',
+                                            f'{kept} is colourized to {output}')
+                                  for source in others]
+
+
+class ClaimOutputs(beam.PTransform):
+  """Input -> Input, one per output path (one photo never overwrites another's output,
+  e.g. photo.jpg and photo.png with --format png); side output 'rejected'."""
+
+  def expand(self, inputs):
+    return (inputs
+            | 'ByOutput' >> beam.Map(lambda i: (i.output, i.source))
+            | 'Group' >> beam.GroupByKey()
+            | 'FirstSource' >> beam.FlatMapTuple(lambda output, sources: map(
+                _tagged, claim(output, sources))).with_outputs(_REJECTED, main='claimed'))
+
+
+def skip_done(item: Input, overwrite: bool, out: str):
+  """The Input, or its 'skipped' FileStatus when its output exists or it is one of
+  --out's files (an input folder that holds --out)."""
+  if item.source.startswith(out.rstrip('/') + '/'):
+    return _count(FileStatus(item.source, 'skipped', detail='it is inside --out'))
+  if not overwrite and tf.io.gfile.exists(item.output):
+    return _count(FileStatus(item.source, 'skipped', detail='its output exists',
+                             output=item.output))
+  return item
+
+
+class SkipDone(beam.PTransform):
+  """Input -> Input whose output is not there yet (all of them with `overwrite`); side
+  output 'skipped'. An output that exists is complete: it was renamed into place."""
+
+  def __init__(self, overwrite: bool, out: str):
+    super().__init__()
+    self._overwrite = overwrite
+    self._out = out
+
+  def expand(self, inputs):
+    overwrite, out = self._overwrite, self._out
+    return inputs | beam.Map(lambda item: _tagged(skip_done(item, overwrite, out))).with_outputs(
+        _SKIPPED, main='todo')
+
+
+# ---- Decoding, the model and the recombination ----
+
+_SIGNATURES = {dtype: [tf.TensorSpec([None, None, None], dtype)] for dtype in (tf.uint8, tf.uint16)}
+_l_at_model_size = {dtype: tf.function(preprocessing.l_at_model_size, input_signature=spec)
+                    for dtype, spec in _SIGNATURES.items()}
+_colourized = {dtype: tf.function(preprocessing.colourized, input_signature=spec + [
+    tf.TensorSpec([None, None, 1], tf.float32), tf.TensorSpec([None, None, 2], tf.float32)])
+               for dtype, spec in _SIGNATURES.items()}
+
+
+def decode(item: Input, max_megapixels: float):
+  """Input -> Photo, or the FileStatus of its rejection (ingestion's reasons)."""
+  try:
+    data = ingest.read(item.source)
+  except (OSError, IOError) as e:
+    return _rejected(item.source, 'unreadable', str(e))
+  try:
+    photo = preprocessing.decode_photo(data, max_megapixels, keep_gray=True)
+  except preprocessing.PhotoRejected as e:
+    return _rejected(item.source, e.reason, e.detail)
+  except Exception as e:  # pylint: disable=broad-except
+    # One odd file must not stop the job: it is reported with the error instead.
+    return _rejected(item.source, 'undecodable', f'{type(e).__name__}: {e}')
+  pixels = photo.rgb
+  l = _l_at_model_size[tf.as_dtype(pixels.dtype)](pixels).numpy()
+  return Photo(item.source, item.output, pixels, l, photo.exif, photo.icc_profile)
+
+
+class DecodeInputs(beam.PTransform):
+  """Input -> Photo, decoded by ingestion's decoder (EXIF orientation applied; 16-bit
+  gray kept); side output 'rejected' with ingestion's reasons."""
+
+  def __init__(self, max_megapixels: float):
+    super().__init__()
+    self._max_megapixels = max_megapixels
+
+  def expand(self, inputs):
+    max_megapixels = self._max_megapixels
+    return inputs | beam.Map(lambda item: _tagged(decode(item, max_megapixels))).with_outputs(
+        _REJECTED, main='photos')
+
+
+def _model_size_units(photo: Photo, batch_size: int) -> int:
+  """A photo's weight in a batch: how many model-size squares its pixels fill, from one
+  to `batch_size`, so that a batch holds `batch_size` small photos or one large one.
+  (Beam's BatchElements would send an empty batch ahead of a photo heavier than that.)"""
+  height, width = photo.pixels.shape[:2]
+  return min(batch_size, max(1, height * width // preprocessing.IMAGE_SIZE ** 2))
+
+
+class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
+  """RunInference handler: batches of Photos -> the model's ab, through the SavedModel's
+  batched `from_l` signature at the model's size (embedding inside). The SavedModel is
+  loaded once per worker process."""
+
+  def __init__(self, model_dir: str, batch_size: int = BATCH_SIZE):
+    super().__init__()
+    self._model_dir = model_dir
+    self._batch_size = batch_size
+
+  def load_model(self):
+    # The loaded object, not its signature: the signature alone does not keep the
+    # variables alive.
+    return tf.saved_model.load(serving.latest_version(self._model_dir))
+
+  def run_inference(self, batch: Sequence[Photo], model, inference_args=None
+                    ) -> Iterable[inference.PredictionResult]:
+    l = tf.constant(np.stack([photo.l for photo in batch]))         # [N, 256, 256, 1]
+    ab = model.signatures['from_l'](l=l)['ab'].numpy()              # [N, 256, 256, 2]
+    return [inference.PredictionResult(photo, photo_ab) for photo, photo_ab in zip(batch, ab)]
+
+  def batch_elements_kwargs(self):
+    # Batches weighed in model-size squares: full batches of small photos from the
+    # start, and a large photo in a batch of its own, which keeps memory flat.
+    batch_size = self._batch_size
+    return {'min_batch_size': batch_size, 'max_batch_size': batch_size,
+            'element_size_fn': lambda photo: _model_size_units(photo, batch_size)}
+
+  def get_num_bytes(self, batch: Sequence[Photo]) -> int:
+    return sum(photo.pixels.nbytes for photo in batch)
+
+
+class ColorizeBatches(beam.PTransform):
+  """Photo -> Photo with `ab`, through Beam's RunInference in batches."""
+
+  def __init__(self, model_dir: str, batch_size: int = BATCH_SIZE):
+    super().__init__()
+    self._handler = ColorizerModelHandler(model_dir, batch_size)
+
+  def expand(self, photos):
+    return (photos
+            | 'RunInference' >> inference.RunInference(self._handler)
+            | 'Attach' >> beam.Map(lambda r: dataclasses.replace(r.example, ab=r.inference)))
+
+
+def recombine(photo: Photo) -> Photo:
+  """The model's ab at 256x256 and the photo's own L at full size -> its colour pixels
+  (preprocessing.colourized, as the server does)."""
+  colour = _colourized[tf.as_dtype(photo.pixels.dtype)](photo.pixels, photo.l, photo.ab)
+  return dataclasses.replace(photo, pixels=None, colour=colour.numpy())
+
+
+class Recombine(beam.PTransform):
+  """Photo with `ab` -> Photo with `colour` at full resolution (its pixels dropped)."""
+
+  def expand(self, photos):
+    return photos | beam.Map(recombine)
+
+
+def _jpeg_colour_space(colour: np.ndarray, icc_profile: bytes) -> Tuple[Image.Image, bytes]:
+  """The sRGB result in the input's colour space when its ICC profile is an RGB or CMYK
+  one (converted through it, the profile kept); otherwise sRGB without a profile."""
+  image = Image.fromarray(colour)
+  if not icc_profile:
+    return image, b''
+  try:
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+    mode = {'RGB': 'RGB', 'CMYK': 'CMYK'}.get(profile.profile.xcolor_space.strip())
+    if mode is None:  # A gray profile cannot describe a colour photo.
+      return image, b''
+    return ImageCms.profileToProfile(image, _SRGB_PROFILE, profile,
+                                     outputMode=mode), icc_profile
+  except (ImageCms.PyCMSError, OSError):
+    return image, b''
+
+
+def _encoded(photo: Photo, jpeg_quality: int) -> bytes:
+  if _is_jpeg(photo.output):
+    image, icc = _jpeg_colour_space(np.asarray(photo.colour, np.uint8), photo.icc_profile)
+    buffer = io.BytesIO()
+    image.save(buffer, 'JPEG', quality=jpeg_quality, exif=photo.exif, icc_profile=icc or None)
+    return buffer.getvalue()
+  return tf.io.encode_png(photo.colour, compression=PNG_COMPRESSION).numpy()
+
+
+def encode(photo: Photo, jpeg_quality: int):
+  """Photo -> (Photo without its pixels, the output file's bytes): JPEG at
+  `jpeg_quality`, keeping the input's EXIF (orientation reset: the pixels are upright)
+  and ICC profile; or PNG, 16-bit for a 16-bit input. Or the 'unwritable' FileStatus."""
+  try:
+    return dataclasses.replace(photo, colour=None), _encoded(photo, jpeg_quality)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    return _rejected(photo.source, 'unwritable', f'encoding: {type(e).__name__}: {e}')
+
+
+class EncodePhotos(beam.PTransform):
+  """Photo -> (Photo, encoded bytes); side output 'rejected'."""
+
+  def __init__(self, jpeg_quality: int):
+    super().__init__()
+    self._quality = jpeg_quality
+
+  def expand(self, photos):
+    quality = self._quality
+    return photos | beam.Map(lambda photo: _tagged(encode(photo, quality))).with_outputs(
+        _REJECTED, main='encoded')
+
+
+def write(photo: Photo, data: bytes, tmp_dir: str) -> FileStatus:
+  """Writes under a temporary name, then renames into place: an output that exists is
+  complete."""
+  source, output = photo.source, photo.output
+  partial = os.path.join(tmp_dir, f'{uuid.uuid4().hex}{os.path.splitext(output)[1]}')
+  try:
+    tf.io.gfile.makedirs(tmp_dir)
+    with tf.io.gfile.GFile(partial, 'wb') as f:
+      f.write(data)
+    tf.io.gfile.makedirs(os.path.dirname(output))
+    tf.io.gfile.rename(partial, output, overwrite=True)
+  except (OSError, tf.errors.OpError) as e:
+    return _rejected(source, 'unwritable', getattr(e, 'message', None) or str(e))
+  return _count(FileStatus(source, 'written', output=output))
+
+
+class WriteOutputs(beam.PTransform):
+  """(Photo, bytes) -> FileStatus, 'written' or rejected as 'unwritable'."""
+
+  def __init__(self, tmp_dir: str):
+    super().__init__()
+    self._tmp_dir = tmp_dir
+
+  def expand(self, encoded):
+    return encoded | beam.Map(lambda pair, tmp_dir: write(*pair, tmp_dir), self._tmp_dir)
+
+
+class ColorizePhotos(beam.PTransform):
+  """PBegin -> FileStatus of every file the INPUT roots match, writing the outputs."""
+
+  def __init__(self, roots: Sequence[Tuple[str, str]], model_dir: str, out: str,
+               fmt: str = 'auto', jpeg_quality: int = 95, overwrite: bool = False,
+               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               batch_size: int = BATCH_SIZE):
+    super().__init__()
+    self._roots, self._model_dir, self._out, self._fmt = roots, model_dir, out, fmt
+    self._quality, self._overwrite = jpeg_quality, overwrite
+    self._max_megapixels, self._batch_size = max_megapixels, batch_size
+
+  def expand(self, pbegin):
+    inputs = pbegin | 'MatchInputs' >> MatchInputs(self._roots, self._out, self._fmt)
+    claimed = inputs | 'ClaimOutputs' >> ClaimOutputs()
+    todo = claimed.claimed | 'SkipDone' >> SkipDone(self._overwrite, self._out)
+    decoded = todo.todo | 'DecodeInputs' >> DecodeInputs(self._max_megapixels)
+    encoded = (decoded.photos
+               | 'ColorizeBatches' >> ColorizeBatches(self._model_dir, self._batch_size)
+               | 'Recombine' >> Recombine()
+               | 'EncodePhotos' >> EncodePhotos(self._quality))
+    written = encoded.encoded | 'WriteOutputs' >> WriteOutputs(os.path.join(self._out, TMP_DIR))
+    return ([claimed[_REJECTED], todo[_SKIPPED], decoded[_REJECTED], encoded[_REJECTED], written]
+            | 'AllFiles' >> beam.Flatten())
+
+
+# ---- The report ----
+
+def make_report(statuses: List[FileStatus]) -> dict:
+  rejected = {}
+  for status in statuses:
+    if status.status == 'rejected':
+      rejected[status.reason] = rejected.get(status.reason, 0) + 1
+  files = [{key: value for key, value in status._asdict().items() if value is not None}
+           for status in sorted(statuses, key=lambda s: s.source)]
+  return {
+      'total': len(statuses),
+      'written': sum(status.status == 'written' for status in statuses),
+      'skipped': sum(status.status == 'skipped' for status in statuses),
+      'rejected': dict(sorted(rejected.items())),
+      'files': files,
+  }
+
+
+def write_report(statuses: List[FileStatus], uri: str) -> dict:
+  report = make_report(statuses)
+  with tf.io.gfile.GFile(uri, 'w') as f:
+    json.dump(report, f, indent=1)
+  return report
+
+
+class WriteReport(beam.PTransform):
+  """FileStatus -> the JSON report at `uri`, in the shape of ingestion's."""
+
+  def __init__(self, uri: str):
+    super().__init__()
+    self._uri = uri
+
+  def expand(self, statuses):
+    return (statuses
+            | 'Collect' >> beam.combiners.ToList()
+            | 'Write' >> beam.Map(write_report, self._uri))
+
+
+# ---- Running it ----
+
+def pipeline_options(beam_args: Sequence[str] = ()) -> PipelineOptions:
+  """The job's Beam options: the DirectRunner with one worker process per core, then
+  whatever --beam-arg gives (which wins: e.g. the Dataflow flags in the README)."""
+  return PipelineOptions(list(configs.LOCAL_BEAM_ARGS) + list(beam_args))
+
+
+def _remove_partials(out: str) -> None:
+  """A killed run's half-written files: never outputs, since only complete ones are
+  renamed into place."""
+  tmp_dir = os.path.join(out, TMP_DIR)
+  if tf.io.gfile.exists(tmp_dir):
+    tf.io.gfile.rmtree(tmp_dir)
+
+
+def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
+             jpeg_quality: int = 95, overwrite: bool = False,
+             max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+             beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE) -> dict:
+  """Colourizes every input into `out` with the Beam job; returns the report it wrote
+  there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS)."""
+  if fmt not in FORMATS:
+    raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
+  roots = input_roots(inputs)
+  count = sum(ingest.check_matches(pattern) for pattern, _ in roots)
+  if '://' not in out:
+    out = os.path.abspath(out)
+  tf.io.gfile.makedirs(out)
+  _remove_partials(out)
+  report_uri = os.path.join(out, REPORT_FILE)
+  if count == 1 and not beam_args:
+    beam_args = ONE_FILE_BEAM_ARGS
+  with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+    _ = (pipeline
+         | 'ColorizePhotos' >> ColorizePhotos(roots, model_dir, out, fmt, jpeg_quality,
+                                              overwrite, max_megapixels, batch_size)
+         | 'WriteReport' >> WriteReport(report_uri))
+  _remove_partials(out)
+  with tf.io.gfile.GFile(report_uri) as f:
+    return json.load(f)
+
+
+def print_summary(report: dict, out: str, seconds: float) -> None:
+  """The first rejects on stderr, then the summary line that ends the run."""
+  rejected = sum(report['rejected'].values())
+  reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
+  for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
+    print(f'colorizer colorize: {entry["source"]}: {entry["reason"]}: '
+          f'{entry.get("detail", "")}', file=sys.stderr)
+  if rejected > 20:
+    print(f'colorizer colorize: ... {rejected - 20} more in the report', file=sys.stderr)
+  print(f'Colourized {report["written"]} of {report["total"]} files into {out} in '
+        f'{seconds:.0f} s: {report["skipped"]} skipped (already done), {rejected} rejected'
+        f'{f" ({reasons})" if reasons else ""}; report {os.path.join(out, REPORT_FILE)}')
+
+
+# ---- One photo for `colorizer serve`; the files of `colorizer evaluate` ----
 
 def expand_inputs(inputs: Iterable[str]) -> List[str]:
   """Files as given, folders as every file below them, globs as their matches."""
@@ -33,16 +527,6 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
   return files
 
 
-def _output_name(path: str, fmt: str, taken: set) -> str:
-  stem = os.path.splitext(os.path.basename(path))[0]
-  name, n = f'{stem}.{fmt}', 1
-  while name in taken:  # Two inputs with one stem: keep both.
-    n += 1
-    name = f'{stem}-{n}.{fmt}'
-  taken.add(name)
-  return name
-
-
 def colorize_photo(signature, data: bytes,
                    max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS) -> bytes:
   """One encoded photo (any format ingestion reads) -> the colourized PNG, at its size.
@@ -56,31 +540,3 @@ def colorize_photo(signature, data: bytes,
   Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
   result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})
   return result[serving.OUTPUT_KEY].numpy()[0]
-
-
-def colorize_files(inputs: Iterable[str], model_dir: str, out: str, fmt: str = 'png',
-                   max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS) -> List[str]:
-  """Colourizes every input into `out`; returns the inputs that failed."""
-  files = expand_inputs(inputs)
-  signature = tf.saved_model.load(serving.latest_version(model_dir)).signatures['serving_default']
-  tf.io.gfile.makedirs(out)
-  failures, taken = [], set()
-  for path in tqdm(files, desc='colorize', unit='photo', disable=len(files) < 2):
-    try:
-      with tf.io.gfile.GFile(path, 'rb') as f:
-        colour = colorize_photo(signature, f.read(), max_megapixels)
-      if fmt == 'jpg':
-        jpeg = io.BytesIO()
-        Image.open(io.BytesIO(colour)).save(jpeg, 'JPEG', quality=95)
-        colour = jpeg.getvalue()
-      with tf.io.gfile.GFile(os.path.join(out, _output_name(path, fmt, taken)), 'wb') as f:
-        f.write(colour)
-    except preprocessing.PhotoRejected as e:
-      failures.append(path)
-      tqdm.write(f'colorizer colorize: {path}: {e.reason}: {e.detail}', file=sys.stderr)
-    except (OSError, tf.errors.OpError) as e:
-      failures.append(path)
-      message = getattr(e, 'message', None) or str(e)
-      tqdm.write(f'colorizer colorize: {path}: {message}', file=sys.stderr)
-  print(f'Colourized {len(files) - len(failures)} of {len(files)} files into {out}')
-  return failures

@@ -17,8 +17,9 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert results['ingest_photos'] == 3
   for figure in ('embed_images_per_s', 'raw_predict_images_per_s', 'ingest_images_per_s',
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
-                 'fullres_codecs_s'):
+                 'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert 0 < results['fullres_codecs_ratio'] < results['fullres_ratio']
+  assert results['colorize_fullres_s'] > 0 and results['colorize_photos'] == 2
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)

@@ -1,0 +1,237 @@
+"""`colorizer colorize` as an archive runs it: a tree of photos and broken files, a run
+killed in the middle and run again, and the Beam options it builds.
+
+The model is exported once (random embedding weights) and answers one colour, ab =
+COLOUR, everywhere: inside sRGB at the photos' lightness, so that the luminance the
+outputs keep is measured without any clipping of colours.
+"""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl import flags
+import apache_beam as beam
+from apache_beam.options import pipeline_options as po
+from apache_beam.testing.util import assert_that, equal_to
+import numpy as np
+from PIL import Image, ImageCms
+import pytest
+import tensorflow as tf
+
+from model import embedding
+from model import network
+from model import preprocessing as pp
+from model import serving
+from pipeline import cli
+from pipeline import colorize
+from sample_images import colourful_image, encode
+
+COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
+COLOUR = (12.0, 18.0)
+IN_MEMORY_OPTIONS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+IN_MEMORY = [f'--beam-arg={option}' for option in IN_MEMORY_OPTIONS]
+ARTIST, ORIENTATION = 0x013B, 0x0112
+
+
+@pytest.fixture(scope='session')
+def colour_model(tmp_path_factory):
+  colorizer = network.build_colorizer()
+  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
+  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(COLOUR) / pp.AB_SCALE))
+  path = str(tmp_path_factory.mktemp('colour_model'))
+  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
+  return path
+
+
+def run(*args):
+  return subprocess.run([COLORIZER, 'colorize', *args], capture_output=True, text=True,
+                        timeout=600, check=False)
+
+
+def lightness(rgb: np.ndarray, top: float = 255.0) -> np.ndarray:
+  return pp.rgb_to_lab(tf.constant(rgb, tf.float32) / top).numpy()[..., 0]
+
+
+def jpeg(rgb: np.ndarray, mode: str = 'RGB', **kwargs) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(rgb).convert(mode).save(buffer, 'JPEG', quality=95, **kwargs)
+  return buffer.getvalue()
+
+
+def exif(artist: str, orientation: int = 1) -> Image.Exif:
+  tags = Image.Exif()
+  tags[ARTIST] = artist
+  if orientation != 1:
+    tags[ORIENTATION] = orientation
+  return tags
+
+
+def gray16(width: int = 160, height: int = 120) -> np.ndarray:
+  """A smooth 16-bit scan whose levels mostly fall between 8-bit ones."""
+  y, x = np.mgrid[0:height, 0:width]
+  return (26000 + 70 * x + 40 * y + 300 * np.sin(x / 7.0)).astype(np.uint16)
+
+
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+
+
+def archive(root) -> dict:
+  """name -> (bytes, expected status or reason)."""
+  photo = colourful_image(1, 120, 90)
+  return {
+      '1950/IMG_0001.jpg': (jpeg(photo, exif=exif('Ada').tobytes(), icc_profile=SRGB_ICC),
+                            'written'),
+      '1960/IMG_0001.jpg': (jpeg(colourful_image(2, 100, 70), exif=exif('Bo').tobytes()),
+                            'written'),
+      '1960/prints/cmyk.jpg': (jpeg(colourful_image(3, 110, 80), 'CMYK',
+                                    exif=exif('Cy', orientation=6).tobytes()), 'written'),
+      'scans/scan16.png': (encode(gray16(), 'PNG'), 'written'),
+      'scans/gray.png': (encode(np.asarray(Image.fromarray(photo).convert('L')), 'PNG'),
+                         'written'),
+      'scans/photo.webp': (encode(colourful_image(4, 50, 60), 'WEBP'), 'written'),
+      'broken/cut.jpg': (jpeg(photo)[:400], 'truncated'),
+      'broken/empty.jpg': (b'', 'empty'),
+      'notes.txt': (b'box 3, shelf 2\n', 'not_an_image'),
+  }
+
+
+def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_path):
+  """The default options: the DirectRunner in multi-processing mode."""
+  root, out = tmp_path / 'archive', tmp_path / 'colour'
+  files = archive(root)
+  for name, (data, _) in files.items():
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(data)
+  result = run(str(root), '--model', colour_model, '--out', str(out))
+  assert result.returncode == 1, result.stderr[-3000:]  # Some files were rejected.
+  assert 'Colourized 6 of 9 files' in result.stdout
+  assert 'cut.jpg: truncated' in result.stderr
+  report = json.load(open(out / colorize.REPORT_FILE))
+  rows = {os.path.relpath(row['source'], root): row for row in report['files']}
+  assert {name: row.get('reason', row['status']) for name, row in rows.items()} == {
+      name: outcome for name, (_, outcome) in files.items()}
+  outputs = {name: row['output'] for name, row in rows.items() if row['status'] == 'written'}
+  assert {name: os.path.relpath(path, out) for name, path in outputs.items()} == {
+      '1950/IMG_0001.jpg': '1950/IMG_0001.jpg', '1960/IMG_0001.jpg': '1960/IMG_0001.jpg',
+      '1960/prints/cmyk.jpg': '1960/prints/cmyk.jpg', 'scans/scan16.png': 'scans/scan16.png',
+      'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png'}
+
+  for name, output in outputs.items():
+    source = pp.decode_photo(files[name][0])
+    written = pp.decode_photo(open(output, 'rb').read())
+    assert (written.width, written.height) == (source.width, source.height), name
+    difference = np.abs(lightness(written.rgb) - lightness(source.rgb))
+    assert difference.mean() < (1.5 if output.endswith('.jpg') else 0.5), name
+    assert pp.colourfulness(written.rgb) > 5, name  # It did colourize.
+  for name in ('1950/IMG_0001.jpg', '1960/IMG_0001.jpg', '1960/prints/cmyk.jpg'):
+    image = Image.open(outputs[name])
+    assert image.format == 'JPEG' and image.getexif()[ARTIST] == {
+        '1950': 'Ada', '1960': 'Bo', '1960/prints': 'Cy'}[os.path.dirname(name)], name
+    assert image.getexif().get(ORIENTATION, 1) == 1, name  # Upright pixels, as shown.
+  assert Image.open(outputs['1950/IMG_0001.jpg']).info['icc_profile'] == SRGB_ICC
+  assert Image.open(outputs['1960/prints/cmyk.jpg']).size == (80, 110)  # Turned by EXIF.
+
+  # The 16-bit scan: a 16-bit PNG whose L follows the source's 16 bits far closer than
+  # the scan's 8-bit copy could.
+  data = open(outputs['scans/scan16.png'], 'rb').read()
+  assert data[24] == 16  # The PNG header's bit depth.
+  colour = tf.io.decode_png(data, dtype=tf.uint16).numpy()
+  scan = gray16()
+  truth = lightness(np.repeat(scan[..., None], 3, 2), 65535.0)
+  eight_bit = np.round(scan / 257.0)[..., None].repeat(3, 2)
+  error_8 = np.abs(lightness(eight_bit) - truth).mean()
+  error_16 = np.abs(lightness(colour, 65535.0) - truth).mean()
+  assert error_16 < error_8 / 5, (error_16, error_8)
+  lab = pp.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
+  assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), COLOUR, atol=1.0)
+
+
+def outputs_of(out) -> dict:
+  return {path: (path.stat().st_mtime_ns, path.stat().st_ino) for path in out.rglob('*.jpg')
+          if colorize.TMP_DIR not in path.parts}
+
+
+def test_a_killed_run_resumes_where_it_stopped(colour_model, tmp_path):
+  photos, out = tmp_path / 'photos', tmp_path / 'out'
+  photos.mkdir()
+  for i in range(24):
+    (photos / f'{i:02d}.jpg').write_bytes(jpeg(colourful_image(i, 96, 80)))
+  argv = [COLORIZER, 'colorize', str(photos), '--model', colour_model, '--out', str(out),
+          '--batch-size', '2', *IN_MEMORY]
+  process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+  try:
+    while not outputs_of(out) and process.poll() is None:
+      time.sleep(0.02)
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  done = outputs_of(out)
+  assert 0 < len(done) < 24  # Killed in the middle.
+  for path in done:
+    Image.open(path).load()  # Complete: only whole files are renamed into place.
+
+  result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.load(open(out / colorize.REPORT_FILE))
+  assert report['total'] == 24 and report['rejected'] == {}
+  statuses = {row['output']: row['status'] for row in report['files']}
+  assert {str(path) for path in done} == {o for o, s in statuses.items() if s == 'skipped'}
+  assert report['written'] == 24 - len(done)
+  assert all(outputs_of(out)[path] == stamp for path, stamp in done.items())  # Not redone.
+  assert len(outputs_of(out)) == 24 and not (out / colorize.TMP_DIR).exists()
+
+  # One file: the job in this process.
+  first = sorted(done)[0]
+  result = run(str(photos / first.name), '--model', colour_model, '--out', str(out),
+               '--overwrite')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.load(open(out / colorize.REPORT_FILE))['files'][0]['status'] == 'written'
+  assert outputs_of(out)[first] != done[first]  # Redone.
+
+
+def test_a_large_photo_is_a_batch_of_its_own():
+  """Batches are weighed in model-size squares: small photos fill one, a large photo
+  (here 21 squares, over the batch's 4) goes alone, and no batch is empty."""
+  def photo(name, side):
+    return colorize.Photo(name, '', np.zeros((side, side, 1), np.uint8), None)
+  photos = [photo('large', 1200), photo('a', 256), photo('b', 100), photo('c', 256),
+            photo('d', 256), photo('e', 256)]
+  kwargs = colorize.ColorizerModelHandler('unused', batch_size=4).batch_elements_kwargs()
+  with beam.Pipeline(options=po.PipelineOptions(IN_MEMORY_OPTIONS)) as pipeline:
+    batches = (pipeline
+               | beam.Create(photos, reshuffle=False)
+               | beam.BatchElements(**kwargs)
+               | beam.Map(lambda batch: [p.source for p in batch]))
+    assert_that(batches, equal_to([['large'], ['a', 'b', 'c', 'd'], ['e']]))
+
+
+def options(*argv) -> po.PipelineOptions:
+  fv = flags.FlagValues()
+  cli.COMMANDS['colorize'][0](fv)
+  fv(['colorizer colorize', *argv, '--model', 'm', '--out', 'o', 'photos/'])
+  return colorize.pipeline_options(fv['beam-arg'].value)
+
+
+def test_beam_options_local_and_dataflow():
+  local = options()
+  assert local.view_as(po.StandardOptions).runner is None  # The DirectRunner.
+  assert local.view_as(po.DirectOptions).direct_running_mode == 'multi_processing'
+  assert local.view_as(po.DirectOptions).direct_num_workers == 0  # One per core.
+
+  image = 'europe-docker.pkg.dev/p/images/colorizer:1.0'
+  dataflow = options('--beam-arg=--runner=DataflowRunner', '--beam-arg=--project=p',
+                     '--beam-arg=--region=europe-west4',
+                     '--beam-arg=--temp_location=gs://b/tmp',
+                     f'--beam-arg=--sdk_container_image={image}',
+                     '--beam-arg=--experiments=use_runner_v2')
+  assert dataflow.view_as(po.StandardOptions).runner == 'DataflowRunner'
+  cloud = dataflow.view_as(po.GoogleCloudOptions)
+  assert (cloud.project, cloud.region, cloud.temp_location) == ('p', 'europe-west4', 'gs://b/tmp')
+  assert dataflow.view_as(po.WorkerOptions).sdk_container_image == image
+  assert 'use_runner_v2' in dataflow.view_as(po.DebugOptions).experiments
+  assert dataflow.view_as(po.SetupOptions).setup_file is None  # The image has the code.
