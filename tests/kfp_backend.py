@@ -171,15 +171,22 @@ class Run:
       self.seconds[name] = round(time.monotonic() - start, 1)
     return self.states
 
-  def _parameters(self, name: str, task: Dict) -> Dict:
-    values = {}
+  def _parameters(self, name: str, task: Dict):
+    """(parameterValues, parameters). Schema 2.0's typed `constantValue` is refused
+    under KFP's rules and passed as the deprecated `parameters` under Vertex AI's, as
+    KFP's driver did before it dropped them (the ValueOrRuntimeParameter_ConstantValue
+    case of earlier driver.go versions)."""
+    values, deprecated = {}, {}
     for key, spec in task.get('inputs', {}).get('parameters', {}).items():
       runtime = spec.get('runtimeValue', {})
-      if 'constant' not in runtime:
+      if 'constant' in runtime:
+        values[key] = runtime['constant']
+      elif 'constantValue' in runtime and self.backend == VERTEX:
+        deprecated[key] = runtime['constantValue']
+      else:
         raise BackendError(f'{name}.{key}: param runtime value spec of type '
                            f'{sorted(runtime) or sorted(spec)} not implemented')
-      values[key] = runtime['constant']
-    return values
+    return values, deprecated
 
   def _input_artifacts(self, name: str, task: Dict) -> Dict:
     artifacts = {}
@@ -208,8 +215,9 @@ class Run:
         key: {'artifacts': [{'name': f'{self.run_id}/{name}/{key}', 'type': spec['artifactType'],
                              'uri': f'{task_root}/{key}', 'metadata': {}}]}
         for key, spec in component.get('outputDefinitions', {}).get('artifacts', {}).items()}
+    parameter_values, parameters = self._parameters(name, task)
     executor_input = {
-        'inputs': {'parameterValues': self._parameters(name, task),
+        'inputs': {'parameterValues': parameter_values, 'parameters': parameters,
                    'artifacts': self._input_artifacts(name, task)},
         'outputs': {'artifacts': outputs, 'outputFile': output_file}}
     condition = task.get('triggerPolicy', {}).get('condition')
