@@ -11,6 +11,7 @@ import time
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 from ml_metadata.proto import metadata_store_pb2
 
@@ -48,7 +49,8 @@ def test_first_run_is_blessed_pushed_and_serves(trained, tmp_path):
   output = signature(image_bytes=tf.constant([encode(gray, 'PNG')]))['colorized_bytes']
   assert np.asarray(Image.open(__import__('io').BytesIO(output.numpy()[0]))).shape == (100, 100, 3)
   page = open(trained['report']).read()
-  assert 'BLESSED' in page and 'gray baseline' in page and page.count('<img') >= 3 * 5
+  assert '<b class="ok">BLESSED</b> and pushed' in page and 'NOT BLESSED' not in page
+  assert 'gray baseline' in page and page.count('<img') >= 3 * 5
 
 
 def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
@@ -66,11 +68,21 @@ def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
   assert len(pusher.numbered_versions(trained['serving_model'])) == 1
 
 
-def test_a_bad_candidate_is_neither_blessed_nor_pushed(trained):
+def failed_gates(connection):
+  """{metric name: is a change against the baseline} of the newest Evaluator's failed
+  thresholds."""
+  with metadata.Metadata(connection) as m:
+    evaluation = newest(m.store, 'ModelEvaluation')
+  validation = tfma.load_validation_result(evaluation.uri)
+  return {failure.metric_key.name: failure.metric_key.is_diff
+          for per_slice in validation.metric_validations_per_slice
+          for failure in per_slice.failures}
+
+
+def run_a_candidate_that_is_not_blessed(trained, **changes):
   before = pusher.numbered_versions(trained['serving_model'])
-  options = {**RUN_OPTIONS, 'train_steps': 3,
-             'hyperparameters': {**RUN_OPTIONS['hyperparameters'], 'learning_rate': 0.0}}
-  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **options)
+  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM,
+                   **{**RUN_OPTIONS, **changes})
   with metadata.Metadata(trained['connection']) as m:
     blessing = newest(m.store, 'ModelBlessing')
   assert blessing.id != trained['blessing'].id
@@ -78,7 +90,25 @@ def test_a_bad_candidate_is_neither_blessed_nor_pushed(trained):
   assert pusher.numbered_versions(trained['serving_model']) == before
   states = executions_of_last_run(trained['connection'])
   assert 'AtomicPusher' not in states or states['AtomicPusher'] != 'COMPLETE'
-  assert 'NOT BLESSED' in open(trained['report']).read()
+  page = open(trained['report']).read()
+  assert '<b class="bad">NOT BLESSED</b>, not pushed' in page and '"ok">BLESSED' not in page
+  return failed_gates(trained['connection'])
+
+
+def test_a_candidate_no_better_than_gray_is_neither_blessed_nor_pushed(trained):
+  """An untrained candidate (learning rate 0) fails the gray gate."""
+  gates = run_a_candidate_that_is_not_blessed(
+      trained, train_steps=3,
+      hyperparameters={**RUN_OPTIONS['hyperparameters'], 'learning_rate': 0.0})
+  assert gates.get('ab_mse_vs_gray') is False
+
+
+def test_a_candidate_failing_only_the_regression_gate_is_neither_blessed_nor_pushed(trained):
+  """The served model itself, as a candidate, against a regression gate that asks for
+  an ab-MSE 0.001 under the served model's: it passes the gray gate and fails only the
+  comparison with the served model."""
+  gates = run_a_candidate_that_is_not_blessed(trained, max_regression=-0.001)
+  assert gates == {'ab_mse': True}
 
 
 def _epochs(csv_path):
