@@ -4,10 +4,12 @@ TFX's own Pusher copies straight into `<serving dir>/<version>/` (tensorflow/tfx
 TF Serving could load a version before its files were all there). This one writes the
 model to `<serving dir>/.incoming-<version>/`, which TF Serving ignores (not a number),
 then renames it into place; on object stores without rename (gs://) it copies the
-variables first and `saved_model.pb` last, the file servers wait for. Afterwards it
-keeps the newest `keep_versions` versions and deletes older ones, only once the new
-one is complete. A model that is already the newest version (`assets.extra/pushed_from`
-names its source) is not pushed again.
+variables first, then `saved_model.pb`, the file servers wait for, and last the
+`assets.extra/pushed_from` marker naming its source. So a version with the marker is
+complete, and one without `saved_model.pb` is a push that died halfway: no server has
+loaded it, and the next push copies into it again. Afterwards it keeps the newest
+`keep_versions` versions and deletes older ones, only once the new one is complete. A
+model that is already the newest, complete version is not pushed again.
 """
 import os
 import time
@@ -40,6 +42,12 @@ def numbered_versions(serving_dir: str) -> List[int]:
                 if name.rstrip('/').isdigit())
 
 
+def is_complete(version_dir: str) -> bool:
+  """Whether every file of the version is there: the marker is written last."""
+  return (fileio.exists(os.path.join(version_dir, 'saved_model.pb'))
+          and fileio.exists(os.path.join(version_dir, PUSHED_FROM)))
+
+
 def served_model(serving_dir: str) -> Optional[str]:
   """The newest version in `serving_dir` that a model server can load, or None."""
   for version in reversed(numbered_versions(serving_dir)):
@@ -56,33 +64,40 @@ def _pushed_from(version_dir: str) -> str:
 
 def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> str:
   """Copies the SavedModel at `model_path` to a new numbered version; returns its path.
-  A model that is already the newest version is not pushed again."""
+  A model that is already the newest complete version is not pushed again; a newest
+  version without `saved_model.pb` on an object store (a push that died halfway) is
+  copied into again."""
   existing = numbered_versions(serving_dir)
+  version = max([int(time.time())] + [v + 1 for v in existing])
   if existing:
     newest = os.path.join(serving_dir, str(existing[-1]))
-    if _pushed_from(newest) == model_path:
+    if is_complete(newest) and _pushed_from(newest) == model_path:
       logging.info('%s is already served as %s', model_path, newest)
       return newest
-  version = max([int(time.time())] + [v + 1 for v in existing])
+    if '://' in serving_dir and not fileio.exists(os.path.join(newest, 'saved_model.pb')):
+      logging.warning('%s was left incomplete by an earlier push; pushing into it', newest)
+      version = existing[-1]
   final = os.path.join(serving_dir, str(version))
   fileio.makedirs(serving_dir)
   if '://' in serving_dir:
-    staged = final
     io_utils.copy_dir(model_path, final, deny_regex_patterns=[r'saved_model\.pb'])
+    io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
+                       os.path.join(final, 'saved_model.pb'))
+    _write_pushed_from(final, model_path)
   else:
     staged = os.path.join(serving_dir, f'{_INCOMING}{version}')
     io_utils.copy_dir(model_path, staged)
-  fileio.makedirs(os.path.dirname(os.path.join(staged, PUSHED_FROM)))
-  io_utils.write_string_file(os.path.join(staged, PUSHED_FROM), model_path)
-  if staged == final:
-    io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
-                       os.path.join(final, 'saved_model.pb'))
-  else:
+    _write_pushed_from(staged, model_path)
     os.rename(staged, final)
   for old in numbered_versions(serving_dir)[:-keep_versions] if keep_versions > 0 else []:
     fileio.rmtree(os.path.join(serving_dir, str(old)))
   logging.info('Pushed %s as %s', model_path, final)
   return final
+
+
+def _write_pushed_from(version_dir: str, model_path: str) -> None:
+  fileio.makedirs(os.path.dirname(os.path.join(version_dir, PUSHED_FROM)))
+  io_utils.write_string_file(os.path.join(version_dir, PUSHED_FROM), model_path)
 
 
 def _gated_against_another_model(input_dict: Dict[str, List[types.Artifact]],

@@ -9,11 +9,13 @@ written against it works against TF Serving unchanged:
   GET  /                                            the web page (pick or drop a photo)
 
 The newest numbered version under the model folder is served; a newly pushed one is
-loaded in the background and swapped in between requests, and one that fails to load
-is logged and skipped while the old one keeps serving. Photos are decoded by
+loaded in the background, once its `saved_model.pb` is there, and swapped in between
+requests; one that fails to load is logged and tried again with backoff while the old
+one keeps serving. Photos are decoded by
 `colorize.colorize_photo` (size checked from the header first: no decompression bomb
-is ever decoded), and at most `max_concurrent` photos are colourized at once, which
-bounds memory whatever the number of clients.
+is ever decoded). At most `max_concurrent` photos are colourized at once, and at most
+twice that many requests are read and decoded at once (the others wait before their
+body is read), which bounds the memory of requests whatever the number of clients.
 """
 import base64
 import binascii
@@ -23,7 +25,8 @@ import json
 import logging
 import os
 import threading
-from typing import Dict, List, Optional
+import time
+from typing import Dict, List, Optional, Tuple
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import anyio
@@ -49,11 +52,21 @@ class Servable:
 
 
 class ModelVersions:
-  """The newest loadable version under `base_path`, swapped when a newer one appears."""
+  """The newest loadable version under `base_path`, swapped when a newer one appears.
 
-  def __init__(self, base_path: str):
+  A version is tried once its `saved_model.pb` is there (the file a pusher writes last).
+  One that fails to load is tried again after `retry_seconds`, doubling up to
+  `max_retry_seconds`, as TF Serving retries loads: on gs://, files are copied one by
+  one, so a version can fail while the rest of its files are still on their way.
+  """
+
+  def __init__(self, base_path: str, retry_seconds: float = 2.0,
+               max_retry_seconds: float = 300.0):
     self.base_path = base_path
-    self.failed: Dict[int, str] = {}  # version -> why it did not load
+    self.retry_seconds = retry_seconds
+    self.max_retry_seconds = max_retry_seconds
+    self.failed: Dict[int, str] = {}  # version -> why its last load failed
+    self._retry_at: Dict[int, Tuple[float, float]] = {}  # version -> (when, next delay)
     self._current: Optional[Servable] = None
     self._lock = threading.Lock()
     self._stop = threading.Event()
@@ -71,10 +84,18 @@ class ModelVersions:
       return []
     return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
 
+  def _ready(self, version: int, now: float) -> bool:
+    if now < self._retry_at.get(version, (0.0, 0.0))[0]:
+      return False
+    return tf.io.gfile.exists(os.path.join(self.base_path, str(version), 'saved_model.pb'))
+
   def refresh(self) -> None:
-    """Loads the newest version on disk if it is not the one serving and has not failed."""
-    versions = [v for v in self.versions() if v not in self.failed]
+    """Loads the newest version on disk that has its saved_model.pb and is not waiting
+    to be retried, if it is not the one serving."""
     current = self.current
+    now = time.monotonic()
+    versions = [v for v in self.versions()
+                if (current and v == current.version) or self._ready(v, now)]
     if not versions or (current and versions[-1] == current.version):
       return
     version = versions[-1]
@@ -87,10 +108,14 @@ class ModelVersions:
                          f'not {serving.INPUT_KEY!r}: not a colorizer model')
     except Exception as e:  # pylint: disable=broad-except
       self.failed[version] = f'{type(e).__name__}: {e}'
+      delay = self._retry_at.get(version, (0.0, self.retry_seconds))[1]
+      self._retry_at[version] = (now + delay, min(2 * delay, self.max_retry_seconds))
       serving_now = f'still serving version {current.version}' if current else 'nothing to serve'
-      logging.error('version %d at %s failed to load (%s); %s', version, path,
-                    self.failed[version], serving_now)
+      logging.error('version %d at %s failed to load (%s); %s; retrying in %g s', version,
+                    path, self.failed[version], serving_now, delay)
       return
+    self.failed.pop(version, None)
+    self._retry_at.pop(version, None)
     with self._lock:
       self._current = Servable(version, path, signature, loaded)
     logging.warning('serving version %d from %s', version, path)
@@ -158,6 +183,9 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
   app = fastapi.FastAPI(title='colorizer', docs_url=None, redoc_url=None, openapi_url=None)
   limit = int(max_upload_mb * 1024 * 1024)
   slots = anyio.CapacityLimiter(max_concurrent)
+  # Held from before a request's body is read until its answer is made: twice the
+  # colourizing slots, so the next bodies are read while photos are colourized.
+  bodies = anyio.CapacityLimiter(2 * max_concurrent)
   with open(PAGE_FILE) as f:
     page = (f.read().replace('{{MODEL_NAME_JSON}}', json.dumps(model_name))
             .replace('{{MODEL_NAME}}', html.escape(model_name))
@@ -212,10 +240,12 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
 
   async def predict(name: str, version: Optional[str], request: fastapi.Request):
     current = servable(name, version)
-    payload = await body(request)
-    images = _images(payload)
-    key = 'predictions' if 'instances' in payload else 'outputs'
-    results = await anyio.to_thread.run_sync(colorize_all, current, images, limiter=slots)
+    async with bodies:
+      payload = await body(request)
+      images = _images(payload)
+      key = 'predictions' if 'instances' in payload else 'outputs'
+      del payload  # The base64 text is not needed once decoded.
+      results = await anyio.to_thread.run_sync(colorize_all, current, images, limiter=slots)
     return {key: results}
 
   @app.get('/', response_class=responses.HTMLResponse)

@@ -34,6 +34,21 @@ def yellow_blue_folder(tmp_path_factory):
   return str(folder)
 
 
+@pytest.fixture(scope='session')
+def sharp_weights(tmp_path_factory):
+  """Inception-ResNet-v2 weights whose class probabilities depend on the photo, as an
+  .h5 file. Random weights answer about 0.001 for every class whatever the input (a
+  black image is within 4e-5 of a photo), so equal embeddings would prove nothing: here
+  the last Dense kernel is 300 times larger, and two photos' embeddings differ by ~0.03."""
+  from model import embedding  # pylint: disable=import-outside-toplevel
+  network = embedding._build(None)  # pylint: disable=protected-access
+  kernel = network.get_layer('predictions').kernel
+  kernel.assign(kernel * 300.0)
+  path = str(tmp_path_factory.mktemp('weights') / 'sharp_inception_resnet_v2.h5')
+  network.save_weights(path)
+  return embedding.resolve_weights(path)
+
+
 IN_MEMORY_BEAM = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
 RUN_OPTIONS = dict(embedding_weights='none', eval_percent=25, train_steps=TRAIN_STEPS,
                    eval_steps=2, hyperparameters=TRAIN_CONFIG)

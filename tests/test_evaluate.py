@@ -8,6 +8,7 @@ scored next to it, is the gray prediction (ab = 0), 36 Lab units off at every pi
 """
 import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -15,8 +16,10 @@ import pytest
 import tensorflow as tf
 
 from model import embedding
+from model import metrics
 from model import network
 from model import preprocessing as pp
+from model import records
 from model import serving
 from pipeline import cli
 from pipeline import evaluate
@@ -96,3 +99,31 @@ def test_scores_the_newest_version_and_refuses_a_folder_without_photos(perfect_m
       encode(np.full((64, 64, 3), 128, np.uint8), 'PNG'))
   with pytest.raises(ValueError, match='none of the 1 files .*gray.png: no_colour'):
     evaluate.evaluate(perfect_model, str(tmp_path / 'nothing'))
+
+
+def test_from_l_and_from_examples_agree_on_the_ingested_records(trained, tmp_path):
+  """The trained model on the pipeline's own eval records: `from_l` (what `colorizer
+  evaluate` calls, the embedding computed inside) and `from_examples` (the Evaluator's,
+  the stored embedding) agree, and `colorizer evaluate` on the records' photos scores
+  exactly what the records score: each photo paired with its own truth."""
+  files = tf.io.gfile.glob(os.path.join(trained['examples'].uri, 'Split-eval', '*'))
+  serialized = [example.numpy() for example in tf.data.TFRecordDataset(files, records.COMPRESSION)]
+  parsed = records.parse(tf.constant(serialized))
+  loaded = tf.saved_model.load(trained['serving_dir'])
+  from_examples = loaded.signatures['from_examples'](examples=tf.constant(serialized))['ab']
+  from_l = loaded.signatures['from_l'](l=parsed['l'])['ab'].numpy()
+  assert len(serialized) >= 2
+  assert np.abs(from_l - from_examples.numpy()).max() < 1e-3
+  assert np.abs(from_l - from_l[::-1]).max() > 0.05  # The photos' answers differ.
+
+  label = tf.concat([pp.scale_l(parsed['l']), pp.scale_ab(parsed['ab'])], axis=-1)
+  expected = metrics.AbMSE()
+  expected.update_state(label, from_l)
+  gray = metrics.AbMSE(gray=True)
+  gray.update_state(label, from_l)
+  assert float(expected.result()) < 0.9 * float(gray.result())  # It learnt something.
+  for path in {record.decode() for record in parsed['source'].numpy()}:
+    shutil.copy(path, tmp_path / os.path.basename(path))
+  result = evaluate.evaluate(trained['serving_dir'], str(tmp_path))
+  assert result['photos'] == len(serialized)
+  assert result['figures']['ab_mse'] == pytest.approx(float(expected.result()), rel=1e-4)

@@ -11,6 +11,7 @@ import time
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 from ml_metadata.proto import metadata_store_pb2
 
@@ -48,7 +49,8 @@ def test_first_run_is_blessed_pushed_and_serves(trained, tmp_path):
   output = signature(image_bytes=tf.constant([encode(gray, 'PNG')]))['colorized_bytes']
   assert np.asarray(Image.open(__import__('io').BytesIO(output.numpy()[0]))).shape == (100, 100, 3)
   page = open(trained['report']).read()
-  assert 'BLESSED' in page and 'gray baseline' in page and page.count('<img') >= 3 * 5
+  assert '<b class="ok">BLESSED</b> and pushed' in page and 'NOT BLESSED' not in page
+  assert 'gray baseline' in page and page.count('<img') >= 3 * 5
 
 
 def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
@@ -60,11 +62,21 @@ def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
   assert len(pusher.numbered_versions(trained['serving_model'])) == 1
 
 
-def test_a_bad_candidate_is_neither_blessed_nor_pushed(trained):
+def failed_gates(connection):
+  """{metric name: is a change against the baseline} of the newest Evaluator's failed
+  thresholds."""
+  with metadata.Metadata(connection) as m:
+    evaluation = newest(m.store, 'ModelEvaluation')
+  validation = tfma.load_validation_result(evaluation.uri)
+  return {failure.metric_key.name: failure.metric_key.is_diff
+          for per_slice in validation.metric_validations_per_slice
+          for failure in per_slice.failures}
+
+
+def run_a_candidate_that_is_not_blessed(trained, **changes):
   before = pusher.numbered_versions(trained['serving_model'])
-  options = {**RUN_OPTIONS, 'train_steps': 3,
-             'hyperparameters': {**RUN_OPTIONS['hyperparameters'], 'learning_rate': 0.0}}
-  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **options)
+  local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM,
+                   **{**RUN_OPTIONS, **changes})
   with metadata.Metadata(trained['connection']) as m:
     blessing = newest(m.store, 'ModelBlessing')
   assert blessing.id != trained['blessing'].id
@@ -72,7 +84,25 @@ def test_a_bad_candidate_is_neither_blessed_nor_pushed(trained):
   assert pusher.numbered_versions(trained['serving_model']) == before
   states = executions_of_last_run(trained['connection'])
   assert 'AtomicPusher' not in states or states['AtomicPusher'] != 'COMPLETE'
-  assert 'NOT BLESSED' in open(trained['report']).read()
+  page = open(trained['report']).read()
+  assert '<b class="bad">NOT BLESSED</b>, not pushed' in page and '"ok">BLESSED' not in page
+  return failed_gates(trained['connection'])
+
+
+def test_a_candidate_no_better_than_gray_is_neither_blessed_nor_pushed(trained):
+  """An untrained candidate (learning rate 0) fails the gray gate."""
+  gates = run_a_candidate_that_is_not_blessed(
+      trained, train_steps=3,
+      hyperparameters={**RUN_OPTIONS['hyperparameters'], 'learning_rate': 0.0})
+  assert gates.get('ab_mse_vs_gray') is False
+
+
+def test_a_candidate_failing_only_the_regression_gate_is_neither_blessed_nor_pushed(trained):
+  """The served model itself, as a candidate, against a regression gate that asks for
+  an ab-MSE 0.001 under the served model's: it passes the gray gate and fails only the
+  comparison with the served model."""
+  gates = run_a_candidate_that_is_not_blessed(trained, max_regression=-0.001)
+  assert gates == {'ab_mse': True}
 
 
 def _epochs(csv_path):
@@ -82,17 +112,22 @@ def _epochs(csv_path):
     return [int(row['epoch']) for row in csv.DictReader(f)]
 
 
-def test_a_run_killed_during_training_resumes_and_completes(trained):
+def test_a_run_killed_during_training_resumes_and_completes(trained, tmp_path):
+  """`colorizer run` as users run it: Beam's multi-processing DirectRunner (no
+  --beam-arg), on photos not ingested before, so ingestion runs in worker processes."""
   model_runs = os.path.join(trained['pipeline_root'], 'Trainer', 'model_run')
   before = set(os.listdir(model_runs))
-  command = [COLORIZER, 'run', '--data', trained['data'], '--output-root', trained['root'],
+  data = tmp_path / 'photos'
+  data.mkdir()
+  for name in sorted(os.listdir(trained['data']))[:20]:
+    shutil.copy(os.path.join(trained['data'], name), data / name)
+  command = [COLORIZER, 'run', '--data', str(data), '--output-root', trained['root'],
              '--embedding-weights', 'none', '--eval-percent', '25', '--train-steps', '20',
-             '--eval-steps', '1', '--epochs', '5', '--batch-size', '2',
-             *[f'--beam-arg={arg}' for arg in IN_MEMORY_BEAM]]
+             '--eval-steps', '1', '--epochs', '5', '--batch-size', '2']
   first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
   logs = []
-  deadline = time.time() + 400
+  deadline = time.time() + 900  # Ingestion first, in worker processes.
   while first.poll() is None and time.time() < deadline:
     logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
             for name in set(os.listdir(model_runs)) - before]
@@ -103,7 +138,7 @@ def test_a_run_killed_during_training_resumes_and_completes(trained):
   first.wait()
   assert logs and 0 < len(_epochs(logs[0])) < 5, 'the kill came too late to test resuming'
 
-  second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+  second = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
   assert second.returncode == 0, second.stderr[-3000:]
   new_logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
               for name in set(os.listdir(model_runs)) - before if

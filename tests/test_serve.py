@@ -1,22 +1,29 @@
 """`colorizer serve` as a client sees it: a real server process on 127.0.0.1, TF Serving's
-REST API, versions pushed while it serves, 8 clients at once, and the web page in
-Debian's Chromium driven by Playwright."""
+REST API, versions pushed by the pipeline's pusher while it serves, 8 clients at once,
+the same answers as the SavedModel's own signature (what TF Serving runs), and the web
+page in Debian's Chromium driven by Playwright."""
 import base64
 import concurrent.futures
 import io
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 
+import anyio
+import httpx
 import numpy as np
 from PIL import Image
 import pytest
 import requests
+import tensorflow as tf
 
+from components import pusher
 from model import preprocessing as pp
+from pipeline import serve
 from sample_images import colourful_image, encode, huge_png
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
@@ -74,11 +81,15 @@ class Server:
     status = requests.get(f'{self.url}/v1/models/colorizer', timeout=10).json()
     return status['model_version_status'][0]['version']
 
-  def push(self, version, target):
-    """Like the pipeline's pusher: staged under another name, then renamed."""
-    staged = self.folder / f'.incoming-{version}'
-    os.symlink(target, staged)
-    os.rename(staged, self.folder / str(version))
+  def push(self, model_dir):
+    """The pipeline's own push; returns the new version's number."""
+    return os.path.basename(pusher.push_atomically(str(model_dir), str(self.folder), 0))
+
+  def wait_for_version(self, version, seconds=120):
+    deadline = time.time() + seconds
+    while self.version() != version and time.time() < deadline:
+      time.sleep(0.5)
+    return self.version()
 
   def stop(self):
     self.process.terminate()
@@ -88,8 +99,9 @@ class Server:
 @pytest.fixture(scope='module')
 def server(trained, tmp_path_factory):
   folder = tmp_path_factory.mktemp('serving')
-  os.symlink(trained['serving_dir'], folder / '1')
+  first = os.path.basename(pusher.push_atomically(trained['serving_dir'], str(folder), 0))
   running = Server(folder, tmp_path_factory.mktemp('logs') / 'serve.log')
+  running.first = first
   yield running
   running.stop()
 
@@ -98,8 +110,9 @@ def test_status_like_tf_serving(server):
   answer = requests.get(f'{server.url}/v1/models/colorizer', timeout=10)
   assert answer.status_code == 200
   assert answer.json() == {'model_version_status': [
-      {'version': '1', 'state': 'AVAILABLE', 'status': {'error_code': 'OK', 'error_message': ''}}]}
-  assert requests.get(f'{server.url}/v1/models/colorizer/versions/1', timeout=10).ok
+      {'version': server.first, 'state': 'AVAILABLE',
+       'status': {'error_code': 'OK', 'error_message': ''}}]}
+  assert requests.get(f'{server.url}/v1/models/colorizer/versions/{server.first}', timeout=10).ok
   for path in ('/v1/models/colorizer/versions/7', '/v1/models/other'):
     answer = requests.get(server.url + path, timeout=10)
     assert answer.status_code == 404 and 'error' in answer.json()
@@ -119,7 +132,7 @@ def test_predict_like_tf_serving(server):
 
   # The columnar format, a named input, a given version, and several photos at once.
   answer = server.predict({'inputs': {'image_bytes': [{'b64': base64.b64encode(photo).decode()}]}},
-                          path='/v1/models/colorizer/versions/1:predict')
+                          path=f'/v1/models/colorizer/versions/{server.first}:predict')
   assert answer.status_code == 200 and png_size(answer.json()['outputs'][0]['b64']) == (200, 150)
   answer = server.predict(request_body(gray_photo(2, 64, 96, 'PNG'), gray_photo(3, 80, 40)))
   assert [png_size(p['b64']) for p in answer.json()['predictions']] == [(64, 96), (80, 40)]
@@ -157,6 +170,22 @@ def test_oversized_requests_and_decompression_bombs_are_refused(server):
   assert server.predict(request_body(gray_photo(5, 64, 64))).status_code == 200
 
 
+def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(server):
+  """No Content-Length to check first: the limit holds while the body is read."""
+  sent = []
+
+  def chunks():
+    for _ in range(4 * MAX_UPLOAD_MB * 16):  # 64 KiB each: up to 4 times the limit
+      sent.append(1)
+      yield b'x' * 2**16
+
+  answer = requests.post(f'{server.url}/v1/models/colorizer:predict', data=chunks(), timeout=60)
+  assert answer.request.headers['Transfer-Encoding'] == 'chunked'
+  assert 'Content-Length' not in answer.request.headers
+  assert answer.status_code == 413, answer.text
+  assert answer.json()['error'] == f'the request is over the limit of {MAX_UPLOAD_MB} MB'
+
+
 def test_eight_clients_at_once(server):
   """Each client sends photos of its own size and must get its own photos back."""
   sizes = [(256 + 8 * client, 256 - 4 * client) for client in range(8)]
@@ -186,8 +215,11 @@ def test_web_page_colourizes_a_photo_in_chromium(server, tmp_path):
   assert os.path.exists(CHROMIUM), f'{CHROMIUM} is missing: `make test` installs it'
   photo = tmp_path / 'grandparents.jpg'
   photo.write_bytes(gray_photo(6, 320, 200))
+  tiff = tmp_path / 'scan.tiff'  # Chromium cannot show TIFF; the server reads it.
+  tiff.write_bytes(gray_photo(8, 240, 180, 'TIFF'))
   broken = tmp_path / 'broken.jpg'
   broken.write_bytes(b'\xff\xd8 not a photo')
+  reason = server.predict(request_body(broken.read_bytes())).json()['error']
   with sync_playwright() as playwright:
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True,
@@ -196,25 +228,28 @@ def test_web_page_colourizes_a_photo_in_chromium(server, tmp_path):
     try:
       page = browser.new_page()
       page.goto(server.url + '/')
-      page.set_input_files('#file', str(photo))
-      page.wait_for_function("document.getElementById('result').naturalWidth > 0",
-                             timeout=120_000)
-      assert page.eval_on_selector('#result', 'i => [i.naturalWidth, i.naturalHeight]') == [320, 200]
-      assert page.is_visible('#result') and page.is_visible('#slider')
-      link = page.locator('#download')
-      assert link.get_attribute('download') == 'grandparents-colorized.png'
-      colour = base64.b64decode(link.get_attribute('href').split(',', 1)[1])
-      assert Image.open(io.BytesIO(colour)).size == (320, 200)
-      assert '320×200' in page.text_content('#status')
+      for path, size in ((photo, [320, 200]), (tiff, [240, 180])):
+        page.set_input_files('#file', str(path))
+        page.wait_for_function(
+            f"document.getElementById('status').textContent.startsWith('{path.name}')"
+            " || document.getElementById('status').className === 'error'", timeout=120_000)
+        assert page.text_content('#status') == f'{path.name}: {size[0]}×{size[1]}'
+        for image in ('#before', '#result'):
+          assert page.eval_on_selector(image, 'i => [i.naturalWidth, i.naturalHeight]') == size
+        assert page.is_visible('#result') and page.is_visible('#slider')
+        link = page.locator('#download')
+        assert link.get_attribute('download') == f'{path.stem}-colorized.png'
+        colour = base64.b64decode(link.get_attribute('href').split(',', 1)[1])
+        assert Image.open(io.BytesIO(colour)).size == tuple(size)
 
       page.set_input_files('#file', str(broken))
       page.wait_for_selector('#status.error', timeout=60_000)
-      assert 'Could not colourize broken.jpg' in page.text_content('#status')
+      assert page.text_content('#status') == f'Could not colourize broken.jpg: {reason}'
     finally:
       browser.close()
 
 
-def test_versions_pushed_while_serving(server, tmp_path):
+def test_versions_pushed_while_serving(server, trained, tmp_path):
   """A new version is picked up without a restart and without failing a request in
   flight; a broken one is logged and the last good version keeps serving."""
   photo = request_body(gray_photo(7, 96, 96))
@@ -226,29 +261,116 @@ def test_versions_pushed_while_serving(server, tmp_path):
       if answer.status_code != 200:
         failures.append(answer.text)
 
+  retrained = tmp_path / 'retrained'  # Another model to the pusher: a copy elsewhere.
+  shutil.copytree(trained['serving_dir'], retrained)
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
     askers = [pool.submit(keep_asking) for _ in range(2)]
-    server.push(2, os.readlink(server.folder / '1'))
-    deadline = time.time() + 120
-    while server.version() != '2' and time.time() < deadline:
-      time.sleep(0.5)
+    second = server.push(retrained)
+    server.wait_for_version(second)
     time.sleep(1)
     done.append(True)
     for asker in askers:
       asker.result()
-  assert server.version() == '2' and not failures
+  assert server.version() == second and not failures
 
   broken = tmp_path / 'broken-model'
   broken.mkdir()
   (broken / 'saved_model.pb').write_bytes(b'not a SavedModel')
-  server.push(3, str(broken))
+  third = server.push(broken)
   deadline = time.time() + 60
-  while 'version 3' not in open(server.log).read() and time.time() < deadline:
+  while f'version {third}' not in open(server.log).read() and time.time() < deadline:
     time.sleep(0.5)
-  assert re.search(r'version 3 at .* failed to load .*still serving version 2',
-                   open(server.log).read())
-  assert server.version() == '2'
+  assert re.search(rf'version {third} at .* failed to load .*still serving version {second}; '
+                   r'retrying in', open(server.log).read())
+  assert server.version() == second
   assert server.predict(photo).status_code == 200
+
+
+def test_a_version_is_retried_until_its_files_have_all_arrived(server, trained):
+  """On gs://, files land one by one. A version whose saved_model.pb came before its
+  variables (as TFX's own Pusher or `gsutil cp -r` copy) fails to load, and is served
+  once the rest is there; a version without saved_model.pb (a push killed halfway) is
+  not tried at all, and is served once a re-push finishes it."""
+  model = trained['serving_dir']
+  early = str(max(pusher.numbered_versions(str(server.folder))) + 1)
+  os.makedirs(server.folder / early)
+  shutil.copy(os.path.join(model, 'saved_model.pb'), server.folder / early)
+  deadline = time.time() + 60
+  while f'version {early} at' not in open(server.log).read() and time.time() < deadline:
+    time.sleep(0.5)
+  assert f'version {early} at' in open(server.log).read()
+  shutil.copytree(os.path.join(model, 'variables'), server.folder / early / 'variables')
+  assert server.wait_for_version(early) == early
+
+  half = server.folder / str(int(early) + 1)
+  shutil.copytree(os.path.join(model, 'variables'), half / 'variables')
+  time.sleep(2)  # Four polls of the folder, none of which may try it.
+  assert server.version() == early
+  shutil.copy(os.path.join(model, 'saved_model.pb'), half)
+  assert server.wait_for_version(half.name) == half.name
+  assert f'version {half.name} at' not in open(server.log).read()
+  assert server.predict(request_body(gray_photo(9, 64, 64))).status_code == 200
+
+
+def test_the_savedmodel_and_colorizer_serve_give_the_same_answer(server, trained):
+  """What TF Serving runs (the raw `serving_default` on the file's bytes) and `colorizer
+  serve` (Pillow first) agree on every photo both take, EXIF-rotated ones included."""
+  signature = tf.saved_model.load(trained['serving_dir']).signatures['serving_default']
+  photo = np.asarray(Image.fromarray(colourful_image(11, 160, 96)).convert('L'))
+  photos = {'png': encode(photo, 'PNG'), 'bmp': encode(photo, 'BMP'),
+            'jpeg': encode(photo, 'JPEG', quality=95)}
+  for orientation in (3, 6, 8):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photos[f'jpeg, exif orientation {orientation}'] = encode(photo, 'JPEG', quality=95,
+                                                             exif=exif)
+  for name, data in photos.items():
+    raw = signature(image_bytes=tf.constant([data]))['colorized_bytes'].numpy()[0]
+    raw = np.asarray(Image.open(io.BytesIO(raw)), np.int32)
+    answer = server.predict(request_body(data))
+    assert answer.status_code == 200, answer.text
+    served = np.asarray(Image.open(io.BytesIO(base64.b64decode(
+        answer.json()['predictions'][0]['b64']))), np.int32)
+    assert served.shape == raw.shape, name
+    # JPEG: Pillow's and TensorFlow's decoders (their IDCTs) differ by a level or two
+    # here and there: a mean of about 1. A photo the wrong way up differs by over 20.
+    assert np.abs(served - raw).mean() < 2.0, name
+
+
+def test_bodies_in_flight_are_bounded(server):
+  """--max-concurrent 1: two request bodies are read at once, however many clients
+  send; the others wait before theirs is read. In process, through the ASGI app, with
+  bodies that stop halfway until released."""
+  versions = serve.ModelVersions(str(server.folder))
+  versions.refresh()
+  app = serve.create_app(versions, max_concurrent=1)
+  data = base64.b64encode(gray_photo(12, 64, 48)).decode().encode()
+  reading, answers = [], {}
+
+  async def main():
+    release = anyio.Event()
+
+    async def client(number, http):
+      async def body():
+        reading.append(number)
+        yield b'{"instances": [{"b64": "' + data[:100]
+        await release.wait()
+        yield data[100:] + b'"}]}'
+      answer = await http.post('/v1/models/colorizer:predict', content=body())
+      answers[number] = (answer.status_code, png_size(answer.json()['predictions'][0]['b64']))
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url='http://colorizer',
+                                 timeout=120) as http:
+      async with anyio.create_task_group() as tasks:
+        for number in range(6):
+          tasks.start_soon(client, number, http)
+        await anyio.wait_all_tasks_blocked()
+        assert len(reading) == 2, reading
+        release.set()
+
+  anyio.run(main)
+  assert answers == {number: (200, (64, 48)) for number in range(6)}
 
 
 def test_serving_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):

@@ -8,6 +8,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from components import ingest
+from model import embedding
+from model import network
 from model import preprocessing as pp
 from model import records
 from model import serving
@@ -36,7 +39,10 @@ def with_alpha(rgb):
 def test_odd_inputs_come_back_as_png_at_their_own_size(loaded):
   photo = colourful_image(5, 300, 200)
   gray = np.asarray(Image.fromarray(photo).convert('L'))
+  exif = Image.Exif()
+  exif[0x0112] = 6  # A phone held upright: stored sideways, shown turned 90° clockwise.
   inputs = {
+      'exif-rotated jpeg': (encode(photo, 'JPEG', exif=exif), (300, 200)),
       'tiny png': (encode(colourful_image(1, 33, 40), 'PNG'), (40, 33)),
       'colour jpeg': (encode(photo, 'JPEG', quality=95), (200, 300)),
       'gray png': (encode(gray, 'PNG'), (200, 300)),
@@ -62,17 +68,53 @@ def test_colourized_output_keeps_the_input_luminance(loaded):
   assert float(pp.colourfulness(output)) > 10  # It did colourize.
 
 
-def test_serving_sees_the_same_l_and_embedding_as_ingestion(loaded, trained):
-  """One file, through ingestion's functions and through the SavedModel."""
-  dataset = tf.data.TFRecordDataset(
-      tf.io.gfile.glob(trained['examples'].uri + '/Split-train/*'), 'GZIP')
-  record = records.parse(next(iter(dataset)))
-  source = record['source'].numpy().decode()
-  data = open(source, 'rb').read()
+@pytest.fixture(scope='module')
+def sharp(sharp_weights, tmp_path_factory):
+  """The Beam ingestion job and a SavedModel, both with `sharp_weights`, over a square
+  and a wide photo. Returns (SavedModel, {file name: (bytes, record)})."""
+  folder = tmp_path_factory.mktemp('sharp_photos')
+  photos = {'square.png': encode(colourful_image(21, 200, 200), 'PNG'),
+            'wide.png': encode(colourful_image(22, 300, 200), 'PNG')}
+  for name, data in photos.items():
+    (folder / name).write_bytes(data)
+  out = str(tmp_path_factory.mktemp('sharp_ingested'))
+  ingest.ingest(str(folder), out, embedding_weights=sharp_weights.uri, eval_percent=0)
+  dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(out + '/Split-*/*'), records.COMPRESSION)
+  found = {os.path.basename(record['source'].numpy().decode()): record
+           for record in map(records.parse, dataset)}
+  model_dir = str(tmp_path_factory.mktemp('sharp_model'))
+  serving.export(network.build_colorizer(), sharp_weights, model_dir)
+  return tf.saved_model.load(model_dir), {name: (photos[name], found[name]) for name in photos}
+
+
+def test_serving_sees_the_same_l_and_embedding_as_ingestion(sharp):
+  """A square photo, through ingestion (records) and through the SavedModel. The L
+  differs by the records' quantization, and so the embedding by up to 2e-3; another
+  photo's embedding is over 10 times further off."""
+  loaded, photos = sharp
+  data, record = photos['square.png']
   served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
   difference = np.abs(served['l'][0].numpy() - record['l'].numpy())
   assert difference.max() <= 0.2  # Half of the stored quantization step (100 / 255).
-  assert np.allclose(served['embedding'][0].numpy(), record['embedding'].numpy(), atol=1e-4)
+  vector = served['embedding'][0].numpy()
+  assert np.abs(vector - record['embedding'].numpy()).max() < 2e-3
+  assert np.abs(vector - photos['wide.png'][1]['embedding'].numpy()).max() > 2e-2
+
+
+def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, sharp_weights):
+  """The model trains on centred squares; serving colours the whole photo, squeezed to
+  a square. For a 3:2 photo the two differ (by design), and serving's L and embedding
+  are those of the squeezed photo, the embedding as ingestion's network computes it."""
+  loaded, photos = sharp
+  data, record = photos['wide.png']
+  served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
+  pixels = tf.constant(np.asarray(Image.open(io.BytesIO(data))))
+  squeezed = pp.rgb_to_lab(pp.at_model_size(pixels, crop=False))[..., :1]
+  assert np.abs(served['l'][0].numpy() - squeezed.numpy()).max() < 1e-3
+  assert np.abs(served['l'][0].numpy() - record['l'].numpy()).mean() > 5  # Not the crop.
+  embedder = embedding.build_embedder(sharp_weights)
+  expected = embedder(pp.embedding_input(squeezed[None]), training=False).numpy()[0]
+  assert np.abs(served['embedding'][0].numpy() - expected).max() < 1e-4
 
 
 def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
