@@ -110,6 +110,9 @@ def _training_flags(fv: flags.FlagValues) -> None:
                     '2016), against the brown average of MSE colourizers.', flag_values=fv)
   flags.DEFINE_integer('epochs', configs.EPOCHS, 'Epochs (checkpoints) the steps are spread '
                        'over.', flag_values=fv)
+  flags.DEFINE_integer('seed', configs.SEED, 'Seed of the initial weights, the shuffling '
+                       'and the flips: the same photos and flags train the same model.',
+                       flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
                        'Split-eval.', flag_values=fv)
   _crops_flag(fv)
@@ -133,7 +136,7 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
       hyperparameters={'batch_size': fv['batch-size'].value,
                        'learning_rate': fv['learning-rate'].value,
                        'lr_schedule': fv['lr-schedule'].value, 'loss': fv.loss,
-                       'epochs': fv['epochs'].value},
+                       'epochs': fv['epochs'].value, 'seed': fv.seed},
       min_improvement_over_gray=fv['min-improvement-over-gray'].value,
       max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
 
