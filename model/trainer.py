@@ -10,9 +10,11 @@ import json
 import logging
 import math
 import os
+import sys
 from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
+import tqdm
 from tfx import v1 as tfx
 
 from components import ingest
@@ -203,6 +205,31 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
       logs.update({f'val_{name}': float(metric.result()) for name, metric in scores.items()})
 
 
+class Progress(tf.keras.callbacks.Callback):
+  """A progress bar on stdout: step x/y, the loss, the time left. (Keras' own verbose
+  output prints a line per epoch, with no time left for the whole run.)"""
+
+  def __init__(self, steps_per_epoch: int, epochs: int):
+    super().__init__()
+    self._steps_per_epoch, self._epochs = steps_per_epoch, epochs
+    self._bar = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self._bar is None:  # Epochs before this one were restored from a backup.
+      self._bar = tqdm.tqdm(total=self._steps_per_epoch * self._epochs,
+                            initial=self._steps_per_epoch * epoch, desc='Training',
+                            unit='step', file=sys.stdout, dynamic_ncols=True)
+
+  def on_train_batch_end(self, batch, logs=None):
+    if logs and 'loss' in logs:
+      self._bar.set_postfix(loss=f'{float(logs["loss"]):.4f}', refresh=False)
+    self._bar.update(1)
+
+  def on_train_end(self, logs=None):
+    if self._bar is not None:
+      self._bar.close()
+
+
 def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
   """Trains the colorizer on fn_args' records with `config` (DEFAULTS' keys). Seeded by
   config[SEED], so that the same records and config give the same weights."""
@@ -231,13 +258,14 @@ def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
       tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
       tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
                                    append=True),
+      Progress(steps_per_epoch, epochs),
   ]
   if steps_per_epoch:
     logging.info('Training %d steps (%d epochs, batch %d, seed %d) with %s over %d '
                  'replica(s); backups in %s', fn_args.train_steps, epochs, global_batch, seed,
                  type(strategy).__name__, strategy.num_replicas_in_sync, backup)
     colorizer.fit(train_batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=2)
+                  callbacks=callbacks, verbose=0)
   return colorizer
 
 
