@@ -84,6 +84,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples.set_string_custom_property(EMBEDDING_WEIGHTS_KEY, weights.fingerprint)
     examples.set_int_custom_property('written', report['written'])
     examples.set_int_custom_property('rejected', report['total'] - report['written'])
+    reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
+    print(f'Ingested {report["written"]} of {report["total"]} photos '
+          f'({", ".join(f"{name} {n}" for name, n in report["splits"].items())}); rejected '
+          f'{report["total"] - report["written"]} ({reasons or "none"}): see {report_uri}')
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
 

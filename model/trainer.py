@@ -10,9 +10,11 @@ import json
 import logging
 import math
 import os
-from typing import Dict, List, Tuple
+import sys
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
+import tqdm
 from tfx import v1 as tfx
 
 from components import ingest
@@ -33,6 +35,7 @@ EMBEDDING_WEIGHTS = 'embedding_weights'
 SHUFFLE_BUFFER = 'shuffle_buffer'
 LR_SCHEDULE = 'lr_schedule'
 LOSS = 'loss'
+SEED = 'seed'
 
 DEFAULTS = {
     BATCH_SIZE: configs.BATCH_SIZE,
@@ -42,6 +45,7 @@ DEFAULTS = {
     EMBEDDING_WEIGHTS: configs.EMBEDDING_WEIGHTS,
     SHUFFLE_BUFFER: configs.SHUFFLE_BUFFER,
     LOSS: configs.LOSS,
+    SEED: configs.SEED,
 }
 CONSTANT = 'constant'
 COSINE = 'cosine'
@@ -56,11 +60,12 @@ def _to_model_inputs(features: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tenso
   return inputs, preprocessing.scale_ab(features['ab'])
 
 
-def _flip(inputs: Dict[str, tf.Tensor], ab: tf.Tensor):
+def _flip(seed: tf.Tensor, inputs: Dict[str, tf.Tensor], ab: tf.Tensor):
   """Flips each example left-right, with probability 1/2, L and ab together. The
   embedding is kept: Inception-ResNet-v2 was itself trained with horizontal flips, so
-  its class probabilities hardly change when a photo is mirrored."""
-  flip = tf.random.uniform([tf.shape(ab)[0], 1, 1, 1]) < 0.5
+  its class probabilities hardly change when a photo is mirrored. The coin is stateless,
+  drawn from `seed` (the run's seed and the batch's index), so parallel calls repeat."""
+  flip = tf.random.stateless_uniform([tf.shape(ab)[0], 1, 1, 1], seed) < 0.5
   l = inputs[network.L_INPUT]
   return ({network.L_INPUT: tf.where(flip, tf.reverse(l, [2]), l),
            network.EMBEDDING_INPUT: inputs[network.EMBEDDING_INPUT]},
@@ -68,31 +73,37 @@ def _flip(inputs: Dict[str, tf.Tensor], ab: tf.Tensor):
 
 
 def input_fn(file_patterns: List[str], batch_size: int, training: bool,
-             shuffle_buffer: int = 256) -> tf.data.Dataset:
+             shuffle_buffer: int = 256, seed: Optional[int] = None) -> tf.data.Dataset:
   """GZIP TFRecord shards -> batches of ({'l', 'embedding'}, ab / 128).
 
   Shards are read in parallel and interleaved; records are parsed and dequantized in
   batches, and prefetched, so that the input pipeline stays ahead of the model.
   Training data is shuffled, repeated and augmented; evaluation data is read once, in
-  order.
+  order. With a `seed`, training batches come in the same order, flipped alike, every
+  time.
   """
   files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
   if not files:
     raise ValueError(f'no record files match {file_patterns}')
   dataset = tf.data.Dataset.from_tensor_slices(files)
   if training:
-    dataset = dataset.shuffle(len(files), reshuffle_each_iteration=True)
+    dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
   dataset = dataset.interleave(
       lambda f: tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION),
       cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=not training)
+      deterministic=not training or seed is not None)
   if training:
-    dataset = dataset.shuffle(shuffle_buffer).repeat()
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
   dataset = dataset.batch(batch_size, drop_remainder=training)
   dataset = dataset.map(lambda serialized: _to_model_inputs(records.parse(serialized)),
                         num_parallel_calls=tf.data.AUTOTUNE)
   if training:
-    dataset = dataset.map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    flip_seed = seed if seed is not None else int(tf.random.uniform([], 0, 2**31 - 1, tf.int64))
+
+    def flip(index, batch):
+      return _flip(tf.stack([tf.constant(flip_seed, tf.int64), index]), *batch)
+
+    dataset = dataset.enumerate().map(flip, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -194,24 +205,43 @@ class ValidationMetrics(tf.keras.callbacks.Callback):
       logs.update({f'val_{name}': float(metric.result()) for name, metric in scores.items()})
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-  """Trains the colorizer and exports it (with its embedding network) for serving."""
-  config = {**DEFAULTS, **(fn_args.custom_config or {})}
-  weights = embedding.resolve_weights(config[EMBEDDING_WEIGHTS])
-  ingested_with = records_fingerprint(fn_args.train_files + fn_args.eval_files)
-  if ingested_with != weights.fingerprint:
-    raise ValueError(
-        f'the examples were embedded with weights {ingested_with}, but the model would be '
-        f'exported with {weights.fingerprint} ({config[EMBEDDING_WEIGHTS]}): serving would '
-        'see other embeddings than training. Re-ingest, or train with the same weights.')
+class Progress(tf.keras.callbacks.Callback):
+  """A progress bar on stdout: step x/y, the loss, the time left. (Keras' own verbose
+  output prints a line per epoch, with no time left for the whole run.)"""
 
+  def __init__(self, steps_per_epoch: int, epochs: int):
+    super().__init__()
+    self._steps_per_epoch, self._epochs = steps_per_epoch, epochs
+    self._bar = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self._bar is None:  # Epochs before this one were restored from a backup.
+      self._bar = tqdm.tqdm(total=self._steps_per_epoch * self._epochs,
+                            initial=self._steps_per_epoch * epoch, desc='Training',
+                            unit='step', file=sys.stdout, dynamic_ncols=True)
+
+  def on_train_batch_end(self, batch, logs=None):
+    if logs and 'loss' in logs:
+      self._bar.set_postfix(loss=f'{float(logs["loss"]):.4f}', refresh=False)
+    self._bar.update(1)
+
+  def on_train_end(self, logs=None):
+    if self._bar is not None:
+      self._bar.close()
+
+
+def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
+  """Trains the colorizer on fn_args' records with `config` (DEFAULTS' keys). Seeded by
+  config[SEED], so that the same records and config give the same weights."""
+  seed = int(config[SEED])
+  tf.keras.utils.set_random_seed(seed)
   batch_size = int(config[BATCH_SIZE])
   epochs = max(1, min(int(config[EPOCHS]), fn_args.train_steps or 1))
   steps_per_epoch = math.ceil((fn_args.train_steps or 0) / epochs)
   strategy = distribution_strategy()
   global_batch = batch_size * strategy.num_replicas_in_sync
-  train = input_fn(fn_args.train_files, global_batch, training=True,
-                   shuffle_buffer=int(config[SHUFFLE_BUFFER]))
+  train_batches = input_fn(fn_args.train_files, global_batch, training=True,
+                           shuffle_buffer=int(config[SHUFFLE_BUFFER]), seed=seed)
   loss = training_loss(config[LOSS], fn_args.train_files)
   with strategy.scope():
     colorizer = compiled_colorizer(
@@ -228,12 +258,27 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
       tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
                                    append=True),
+      Progress(steps_per_epoch, epochs),
   ]
   if steps_per_epoch:
-    logging.info('Training %d steps (%d epochs, batch %d) with %s over %d replica(s); '
-                 'backups in %s', fn_args.train_steps, epochs, global_batch,
+    logging.info('Training %d steps (%d epochs, batch %d, seed %d) with %s over %d '
+                 'replica(s); backups in %s', fn_args.train_steps, epochs, global_batch, seed,
                  type(strategy).__name__, strategy.num_replicas_in_sync, backup)
-    colorizer.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=2)
+    colorizer.fit(train_batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=0)
+  return colorizer
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """Trains the colorizer and exports it (with its embedding network) for serving."""
+  config = {**DEFAULTS, **(fn_args.custom_config or {})}
+  weights = embedding.resolve_weights(config[EMBEDDING_WEIGHTS])
+  ingested_with = records_fingerprint(fn_args.train_files + fn_args.eval_files)
+  if ingested_with != weights.fingerprint:
+    raise ValueError(
+        f'the examples were embedded with weights {ingested_with}, but the model would be '
+        f'exported with {weights.fingerprint} ({config[EMBEDDING_WEIGHTS]}): serving would '
+        'see other embeddings than training. Re-ingest, or train with the same weights.')
+  colorizer = train(fn_args, config)
   tf.keras.mixed_precision.set_global_policy('float32')
   serving.export(colorizer, weights, fn_args.serving_model_dir)

@@ -110,6 +110,9 @@ def _training_flags(fv: flags.FlagValues) -> None:
                     '2016), against the brown average of MSE colourizers.', flag_values=fv)
   flags.DEFINE_integer('epochs', configs.EPOCHS, 'Epochs (checkpoints) the steps are spread '
                        'over.', flag_values=fv)
+  flags.DEFINE_integer('seed', configs.SEED, 'Seed of the initial weights, the shuffling '
+                       'and the flips: the same photos and flags train the same model.',
+                       flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
                        'Split-eval.', flag_values=fv)
   _crops_flag(fv)
@@ -133,7 +136,7 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
       hyperparameters={'batch_size': fv['batch-size'].value,
                        'learning_rate': fv['learning-rate'].value,
                        'lr_schedule': fv['lr-schedule'].value, 'loss': fv.loss,
-                       'epochs': fv['epochs'].value},
+                       'epochs': fv['epochs'].value, 'seed': fv.seed},
       min_improvement_over_gray=fv['min-improvement-over-gray'].value,
       max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
 
@@ -149,21 +152,50 @@ def _run_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import local_runner  # pylint: disable=import-outside-toplevel
+  from pipeline import run_log  # pylint: disable=import-outside-toplevel
   if args:
     raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+  output_root = fv['output-root'].value
+  log = run_log.path(output_root)
   start = time.time()
-  try:
-    local_runner.run(fv.data, fv['output-root'].value, beam_args=fv['beam-arg'].value,
-                     **_pipeline_options(fv))
-  except local_runner.RunInProgress as e:
-    print(f'colorizer run: {e}', file=sys.stderr)
+  print(f'Running the pipeline; the libraries\' messages go to {log}')
+  busy = None
+  with run_log.to_file(log):  # Before TensorFlow loads: its C++ runtime prints on import.
+    from pipeline import local_runner  # pylint: disable=import-outside-toplevel
+    try:
+      verdict = local_runner.run(fv.data, output_root, beam_args=fv['beam-arg'].value,
+                                 **_pipeline_options(fv))
+    except local_runner.RunInProgress as e:
+      busy = e  # Said once the terminal has its stderr back.
+  if busy:
+    print(f'colorizer run: {busy}', file=sys.stderr)
     return 3
-  where = local_runner.paths(fv['output-root'].value)
-  print(f'\nPipeline finished in {time.time() - start:.0f} s')
-  for name in ('report', 'serving_model', 'pipeline_root', 'metadata'):
-    print(f'  {name:14s} {where[name]}')
+  _print_verdict(verdict, local_runner.paths(output_root), time.time() - start)
   return 0
+
+
+def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None:
+  """The Evaluator's verdict, what was pushed, and what to do next."""
+  ratio = verdict['ab_mse'] / verdict['gray_ab_mse'] if verdict['gray_ab_mse'] else float('nan')
+  print(f'\nPipeline finished in {seconds:.0f} s')
+  print(f'  Evaluator: {"BLESSED" if verdict["blessed"] else "NOT BLESSED"}: ab-MSE '
+        f'{verdict["ab_mse"]:.4f} against gray\'s {verdict["gray_ab_mse"]:.4f} ({ratio:.2f}x)')
+  for failure in verdict['failed']:
+    print(f'    failed gate: {failure}')
+  if verdict['blessed']:
+    print(f'  Pushed {verdict["candidate"]}\n    as {verdict["served"]}')
+  else:
+    print(f'  Nothing pushed; serving {verdict["served"] or "no model yet"}')
+  print(f'  log            {where["log"]}')
+  print(f'\nNext:\n  open the report      {where["report"]}')
+  if verdict['served']:
+    print(f'  serve the model      colorizer serve --model {where["serving_model"]}\n'
+          f'                       then open {SERVE_URL}')
+    colorized = os.path.join(os.path.dirname(where['report']), 'colorized')
+    print(f'  colourize photos     colorizer colorize PHOTOS... --model '
+          f'{where["serving_model"]} --out {colorized}')
+  else:
+    print('  (nothing to serve yet: no model has passed the gates)')
 
 
 def _colorize_flags(fv: flags.FlagValues) -> None:
@@ -367,13 +399,17 @@ def _run_stage_weights(fv: flags.FlagValues, args: List[str]) -> int:
   return 0
 
 
+SERVE_HOST, SERVE_PORT = '127.0.0.1', 8501
+SERVE_URL = f'http://{SERVE_HOST}:{SERVE_PORT}/'
+
+
 def _serve_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'Serving folder of numbered versions (what the '
                       'pipeline pushes to, e.g. outputs/serving_model), local or gs://.',
                       flag_values=fv, required=True)
-  flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (0.0.0.0: every '
+  flags.DEFINE_string('host', SERVE_HOST, 'Address to listen on (0.0.0.0: every '
                       'interface; think before exposing it).', flag_values=fv)
-  flags.DEFINE_integer('port', 8501, 'Port (TF Serving\'s REST port by default).',
+  flags.DEFINE_integer('port', SERVE_PORT, 'Port (TF Serving\'s REST port by default).',
                        flag_values=fv)
   flags.DEFINE_string('model-name', configs.PIPELINE_NAME, 'The model name in the URLs.',
                       flag_values=fv)

@@ -24,6 +24,7 @@ LR_SCHEDULE = 'constant'         # or 'cosine': warm-up, then decay to 0 (model/
 LOSS = 'mse'                     # or 'rarity': weighted towards rare colours (model/losses.py)
 EPOCHS = 10                      # train_steps are spread over this many epochs (checkpoints)
 SHUFFLE_BUFFER = 256
+SEED = 0                         # of weights, shuffling and flips: a rerun trains alike
 
 # The Evaluator's gates and the push
 MIN_IMPROVEMENT_OVER_GRAY = 0.05  # ab-MSE must be at least 5% under the gray baseline's

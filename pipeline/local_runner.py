@@ -1,7 +1,8 @@
 """Runs the pipeline on this machine: LocalDagRunner, SQLite metadata, Beam's DirectRunner.
 
 Layout under the output root: `pipeline_root/` (TFX artifacts), `metadata.db` (MLMD),
-`serving_model/<version>/` (pushed models), `report.html` (the run's evaluation).
+`serving_model/<version>/` (pushed models), `report.html` (the run's evaluation),
+`logs/colorizer-run.log` (`colorizer run`'s libraries' output: pipeline/run_log.py).
 """
 import contextlib
 import fcntl
@@ -14,6 +15,7 @@ from tfx import v1 as tfx
 from pipeline import configs
 from pipeline import pipeline
 from pipeline import report
+from pipeline import run_log
 
 LOCK_FILE = '.colorizer-run.lock'
 
@@ -24,6 +26,7 @@ def paths(output_root: str) -> Dict[str, str]:
       'metadata': os.path.join(output_root, 'metadata.db'),
       'serving_model': os.path.join(output_root, 'serving_model'),
       'report': os.path.join(output_root, 'report.html'),
+      'log': run_log.path(output_root),
   }
 
 
@@ -51,9 +54,10 @@ def exclusive(output_root: str) -> Iterator[None]:
     yield
 
 
-def run(data: str, output_root: str, beam_args: Optional[List[str]] = None, **options) -> str:
-  """Runs the pipeline over `data` into `output_root`; returns the report's path.
-  `options` are create_pipeline's keyword arguments (steps, weights, gates, ...)."""
+def run(data: str, output_root: str, beam_args: Optional[List[str]] = None, **options) -> dict:
+  """Runs the pipeline over `data` into `output_root`; returns the Evaluator's verdict
+  (report.write_report's). `options` are create_pipeline's keyword arguments (steps,
+  weights, gates, ...)."""
   where = paths(os.path.abspath(output_root))
   with exclusive(output_root):
     tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(
@@ -65,5 +69,4 @@ def run(data: str, output_root: str, beam_args: Optional[List[str]] = None, **op
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             where['metadata']),
         **options))
-    report.write_report(where['metadata'], where['serving_model'], where['report'])
-  return where['report']
+    return report.write_report(where['metadata'], where['serving_model'], where['report'])

@@ -69,7 +69,9 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
            'output': _png(output[i]), 'truth': _png(truth[i])} for i in range(len(serialized))]
 
 
-def write_report(metadata_path: str, serving_dir: str, report_path: str) -> None:
+def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict:
+  """Writes report.html; returns the verdict for the terminal: blessed, the candidate's
+  and the gray baseline's ab-MSE, the failed gates and the newest served version."""
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
   with metadata.Metadata(connection) as m:
     store = m.store
@@ -85,10 +87,11 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> None
   candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
   baseline = _metrics(evaluation.uri, 'baseline') if has_baseline else {}
   validation = tfma.load_validation_result(evaluation.uri)
-  failures = [html.escape(f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
-                          f' fails {failure.metric_threshold}'.replace('\n', ' '))
-              for per_slice in validation.metric_validations_per_slice
-              for failure in per_slice.failures]
+  failed = [f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
+            f' fails {failure.metric_threshold}'.replace('\n', ' ')
+            for per_slice in validation.metric_validations_per_slice
+            for failure in per_slice.failures]
+  failures = [html.escape(failure) for failure in failed]
   versions = pusher.numbered_versions(serving_dir)
 
   def cell(value: Optional[float]) -> str:
@@ -121,3 +124,6 @@ Candidate ab-MSE / gray ab-MSE: {candidate.get("ab_mse_vs_gray", float("nan")):.
 </body></html>'''
   with tf.io.gfile.GFile(report_path, 'w') as f:
     f.write(page)
+  return {'blessed': blessed, 'candidate': candidate_uri, 'failed': failed,
+          'ab_mse': candidate.get('ab_mse'), 'gray_ab_mse': candidate.get('gray_ab_mse'),
+          'served': os.path.join(serving_dir, str(versions[-1])) if versions else None}
