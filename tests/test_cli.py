@@ -12,9 +12,9 @@ from sample_images import SAMPLES
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
 
 
-def colorizer(*args):
+def colorizer(*args, env=None):
   return subprocess.run([COLORIZER, *args], capture_output=True, text=True, timeout=600,
-                        check=False)
+                        check=False, env=env)
 
 
 def test_ingest_a_folder_of_real_photos_and_broken_files(mixed_folder, tmp_path):
@@ -59,7 +59,10 @@ def test_run_keeps_the_libraries_noise_in_its_log_and_ends_with_what_to_do_next(
                      '--embedding-weights', 'none', '--eval-percent', '25', '--train-steps',
                      '2', '--eval-steps', '1', '--epochs', '1', '--batch-size', '2',
                      '--min-improvement-over-gray=-1000',
-                     *[f'--beam-arg={arg}' for arg in IN_MEMORY_BEAM])
+                     *[f'--beam-arg={arg}' for arg in IN_MEMORY_BEAM],
+                     # As a user's shell has it: a TF_CPP_MIN_LOG_LEVEL of the caller's
+                     # would silence the noise this test looks for in the log.
+                     env={k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'})
   assert result.returncode == 0, result.stderr[-3000:]
   terminal = result.stdout + result.stderr
   log = (root / 'logs' / 'colorizer-run.log').read_text()
