@@ -36,6 +36,7 @@ from tfx.utils import proto_utils
 from components import ingest
 from model import embedding
 from model import preprocessing
+from model import records
 
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
 MAX_MEGAPIXELS_KEY = 'max_megapixels'
@@ -75,7 +76,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     examples.split_names = artifact_utils.encode_split_names([name for name, _ in splits])
     split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name, _ in splits}
-    report_uri = os.path.join(examples.uri, ingest.REPORT_FILE)
+    report_uri = os.path.join(examples.uri, records.REPORT_FILE)
 
     report, weights = ingest.run_job(
         self._make_beam_pipeline(), pattern, exec_properties[EMBEDDING_WEIGHTS_KEY],
@@ -133,8 +134,7 @@ class PhotoExampleGen(FileBasedExampleGen):
     """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
     in which case the newest span is ingested, as with TFX's own ExampleGens.
     `crops_per_image` examples are written per photo (see preprocessing.crop_boxes)."""
-    if not 0 < eval_percent < 100:
-      raise ValueError(f'eval_percent must be within 1..99, got {eval_percent}')
+    splits = ingest.splits_from_eval_percent(eval_percent, both=True)
     if crops_per_image < 1:
       raise ValueError(f'crops_per_image must be at least 1, got {crops_per_image}')
     split = example_gen_pb2.SplitConfig.Split
@@ -143,8 +143,7 @@ class PhotoExampleGen(FileBasedExampleGen):
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name='photos', pattern=pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            split(name='train', hash_buckets=100 - eval_percent),
-            split(name='eval', hash_buckets=eval_percent)])),
+            split(name=name, hash_buckets=buckets) for name, buckets in splits])),
         custom_config=None,
         range_config=range_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,

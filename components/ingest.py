@@ -38,8 +38,6 @@ from model import embedding
 from model import preprocessing
 from model import records
 
-REPORT_FILE = 'ingest_report.json'
-RECORD_PREFIX = 'data_tfrecord'
 EMBEDDING_BATCH_SIZE = 32  # Inception-ResNet-v2 on 2 CPU cores: 13 img/s at 8, 15 at 32.
 _METRICS_NAMESPACE = 'ingest'
 _REJECTED = 'rejected'
@@ -268,8 +266,7 @@ def _serialize(photo: Photo) -> bytes:
 
 class WritePhotos(beam.PTransform):
   """Photo -> FileStatus 'written', one per photo (its crop 0); writes each split's GZIP
-  TFRecords to `<split_dirs[name]>/data_tfrecord-*.gz`, the layout of a TFX Examples
-  artifact."""
+  TFRecords to `<split_dirs[name]>/data_tfrecord-*.gz` (see model.records)."""
 
   def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
                crops_per_image: int = 1):
@@ -288,7 +285,8 @@ class WritePhotos(beam.PTransform):
       _ = (part
            | f'Serialize[{name}]' >> beam.Map(lambda item: _serialize(item[1]))
            | f'Write[{name}]' >> beam.io.WriteToTFRecord(
-               os.path.join(self._split_dirs[name], RECORD_PREFIX), file_name_suffix='.gz'))
+               os.path.join(self._split_dirs[name], records.RECORD_PREFIX),
+               file_name_suffix=records.RECORD_SUFFIX))
     return (keyed
             | 'OnePerPhoto' >> beam.Filter(lambda item: item[1].crop == 0)
             | 'Written' >> beam.Map(lambda item: _count(FileStatus(
@@ -367,9 +365,13 @@ class WriteReport(beam.PTransform):
     return self._uri
 
 
-def splits_from_eval_percent(eval_percent: int) -> List[Tuple[str, int]]:
-  if not 0 <= eval_percent <= 100:
-    raise ValueError(f'--eval-percent must be within 0..100, got {eval_percent}')
+def splits_from_eval_percent(eval_percent: int, both: bool = False) -> List[Tuple[str, int]]:
+  """[(split, hash buckets)] that put `eval_percent` percent of the photos in `eval`,
+  the rest in `train`. `both`: each split must get some (the pipeline trains and
+  evaluates); on its own, ingestion may write one split only."""
+  low, high = (1, 99) if both else (0, 100)
+  if not low <= eval_percent <= high:
+    raise ValueError(f'--eval-percent must be within {low}..{high}, got {eval_percent}')
   return [('train', 100 - eval_percent), ('eval', eval_percent)]
 
 
@@ -407,10 +409,10 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
                      'records mix with these')
   pattern = file_pattern(data)
   splits = splits_from_eval_percent(eval_percent)
-  split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in splits}
+  split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
   logging.info('Ingesting %s into %s', pattern, out)
   tf.io.gfile.makedirs(out)
   report, _ = run_job(beam.Pipeline(options=PipelineOptions(list(beam_args))), pattern,
-                      embedding_weights, split_dirs, splits, os.path.join(out, REPORT_FILE),
+                      embedding_weights, split_dirs, splits, os.path.join(out, records.REPORT_FILE),
                       max_megapixels, crops_per_image)
   return report

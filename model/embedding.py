@@ -21,10 +21,8 @@ from typing import Optional
 import tensorflow as tf
 
 from model import preprocessing
+from model.hyperparameters import AUTO, IMAGENET, RANDOM  # the names resolve_weights takes
 
-IMAGENET = 'imagenet'
-RANDOM = 'none'
-AUTO = 'auto'
 RANDOM_INIT = 'random-init'
 
 _RANDOM_SEED = 0

@@ -23,10 +23,6 @@ import tensorflow as tf
 from model import preprocessing
 from model import records
 
-MSE = 'mse'
-RARITY = 'rarity'
-LOSSES = (MSE, RARITY)
-
 AB_BIN = 10.0
 """Side of the ab bins, in Lab units."""
 _AB_MIN = -130.0

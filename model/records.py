@@ -10,8 +10,11 @@
 | `height`,`width` | int64  | 1           | the photo's own size, after EXIF orientation     |
 | `crop`           | int64  | 1           | which crop of the photo (0: the centred square; `preprocessing.crop_boxes`); 0 when absent |
 
-Records are written as GZIP-compressed TFRecords, like TFX's own ExampleGen.
+Records are written as GZIP-compressed TFRecords, like TFX's own ExampleGen, in the
+layout of a TFX Examples artifact: `Split-<name>/data_tfrecord-*.gz` (`split_dir`,
+RECORD_PREFIX, RECORD_SUFFIX), with ingestion's report (REPORT_FILE) beside the splits.
 """
+import os
 from typing import Dict
 
 import numpy as np
@@ -31,6 +34,14 @@ FEATURES = {
 }
 
 COMPRESSION = 'GZIP'
+RECORD_PREFIX = 'data_tfrecord'
+RECORD_SUFFIX = '.gz'
+REPORT_FILE = 'ingest_report.json'
+
+
+def split_dir(examples_dir: str, split: str) -> str:
+  """The folder of one split's shards, as TFX names it."""
+  return os.path.join(examples_dir, f'Split-{split}')
 
 
 def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source: str,

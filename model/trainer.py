@@ -2,8 +2,8 @@
 exports the SavedModel that serving and the Evaluator use.
 
 Use it as `tfx.components.Trainer(run_fn='model.trainer.run_fn', ...)`; hyperparameters
-come through `custom_config` (defaults in `pipeline/configs.py`), steps through
-TrainArgs / EvalArgs.
+come through `custom_config` (`model.hyperparameters`), steps through TrainArgs /
+EvalArgs.
 """
 import hashlib
 import json
@@ -17,39 +17,15 @@ import tensorflow as tf
 import tqdm
 from tfx import v1 as tfx
 
-from components import ingest
 from model import embedding
+from model import hyperparameters as hp
 from model import losses
 from model import metrics
 from model import network
 from model import preprocessing
 from model import records
 from model import serving
-from pipeline import configs
 
-# custom_config keys, with their defaults in pipeline/configs.py.
-BATCH_SIZE = 'batch_size'
-LEARNING_RATE = 'learning_rate'
-EPOCHS = 'epochs'
-EMBEDDING_WEIGHTS = 'embedding_weights'
-SHUFFLE_BUFFER = 'shuffle_buffer'
-LR_SCHEDULE = 'lr_schedule'
-LOSS = 'loss'
-SEED = 'seed'
-
-DEFAULTS = {
-    BATCH_SIZE: configs.BATCH_SIZE,
-    LEARNING_RATE: configs.LEARNING_RATE,
-    LR_SCHEDULE: configs.LR_SCHEDULE,
-    EPOCHS: configs.EPOCHS,
-    EMBEDDING_WEIGHTS: configs.EMBEDDING_WEIGHTS,
-    SHUFFLE_BUFFER: configs.SHUFFLE_BUFFER,
-    LOSS: configs.LOSS,
-    SEED: configs.SEED,
-}
-CONSTANT = 'constant'
-COSINE = 'cosine'
-LR_SCHEDULES = (CONSTANT, COSINE)
 WARMUP_SHARE = 0.05  # of the steps, for the cosine schedule
 TRAINING_LOG = 'training_log.csv'
 
@@ -111,7 +87,7 @@ def records_fingerprint(file_patterns: List[str]) -> str:
   """The embedding-weights fingerprint that ingestion recorded next to the splits."""
   fingerprints = set()
   for pattern in file_patterns:
-    report = os.path.join(os.path.dirname(os.path.dirname(pattern)), ingest.REPORT_FILE)
+    report = os.path.join(os.path.dirname(os.path.dirname(pattern)), records.REPORT_FILE)
     if not tf.io.gfile.exists(report):
       raise ValueError(f'{report} is missing: these records did not come from the '
                        'ingestion job, so their embedding weights are unknown')
@@ -157,10 +133,10 @@ def _backup_dir(fn_args: tfx.components.FnArgs, config: dict) -> str:
 def learning_rate(peak: float, schedule: str, steps: int):
   """`constant`: `peak` throughout. `cosine`: a linear warm-up to `peak` over the first
   WARMUP_SHARE of the steps, then a cosine decay to 0 at the last step."""
-  if schedule == CONSTANT:
+  if schedule == hp.CONSTANT:
     return peak
-  if schedule != COSINE:
-    raise ValueError(f'unknown learning-rate schedule {schedule!r}; one of {LR_SCHEDULES}')
+  if schedule != hp.COSINE:
+    raise ValueError(f'unknown learning-rate schedule {schedule!r}; one of {hp.LR_SCHEDULES}')
   warmup = int(steps * WARMUP_SHARE)
   return tf.keras.optimizers.schedules.CosineDecay(
       0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
@@ -169,11 +145,11 @@ def learning_rate(peak: float, schedule: str, steps: int):
 def training_loss(name: str, train_files: List[str]):
   """`mse` (the seed's) or `rarity` (losses.RarityWeightedMSE, its colour distribution
   counted on `train_files`)."""
-  if name == losses.MSE:
+  if name == hp.MSE:
     return 'mse'
-  if name == losses.RARITY:
+  if name == hp.RARITY:
     return losses.RarityWeightedMSE(losses.ab_distribution(train_files))
-  raise ValueError(f'unknown loss {name!r}; one of {losses.LOSSES}')
+  raise ValueError(f'unknown loss {name!r}; one of {hp.LOSSES}')
 
 
 def compiled_colorizer(rate, loss='mse') -> tf.keras.Model:
@@ -231,21 +207,21 @@ class Progress(tf.keras.callbacks.Callback):
 
 
 def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
-  """Trains the colorizer on fn_args' records with `config` (DEFAULTS' keys). Seeded by
-  config[SEED], so that the same records and config give the same weights."""
-  seed = int(config[SEED])
+  """Trains the colorizer on fn_args' records with `config` (`hyperparameters.parse`'s).
+  Seeded by config[SEED], so that the same records and config give the same weights."""
+  seed = config[hp.SEED]
   tf.keras.utils.set_random_seed(seed)
-  batch_size = int(config[BATCH_SIZE])
-  epochs = max(1, min(int(config[EPOCHS]), fn_args.train_steps or 1))
+  batch_size = config[hp.BATCH_SIZE]
+  epochs = max(1, min(config[hp.EPOCHS], fn_args.train_steps or 1))
   steps_per_epoch = math.ceil((fn_args.train_steps or 0) / epochs)
   strategy = distribution_strategy()
   global_batch = batch_size * strategy.num_replicas_in_sync
   train_batches = input_fn(fn_args.train_files, global_batch, training=True,
-                           shuffle_buffer=int(config[SHUFFLE_BUFFER]), seed=seed)
-  loss = training_loss(config[LOSS], fn_args.train_files)
+                           shuffle_buffer=config[hp.SHUFFLE_BUFFER], seed=seed)
+  loss = training_loss(config[hp.LOSS], fn_args.train_files)
   with strategy.scope():
     colorizer = compiled_colorizer(
-        learning_rate(float(config[LEARNING_RATE]), config[LR_SCHEDULE],
+        learning_rate(config[hp.LEARNING_RATE], config[hp.LR_SCHEDULE],
                       steps_per_epoch * epochs), loss)
 
   callbacks = []
@@ -271,13 +247,13 @@ def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the colorizer and exports it (with its embedding network) for serving."""
-  config = {**DEFAULTS, **(fn_args.custom_config or {})}
-  weights = embedding.resolve_weights(config[EMBEDDING_WEIGHTS])
+  config = hp.parse(fn_args.custom_config)
+  weights = embedding.resolve_weights(config[hp.EMBEDDING_WEIGHTS])
   ingested_with = records_fingerprint(fn_args.train_files + fn_args.eval_files)
   if ingested_with != weights.fingerprint:
     raise ValueError(
         f'the examples were embedded with weights {ingested_with}, but the model would be '
-        f'exported with {weights.fingerprint} ({config[EMBEDDING_WEIGHTS]}): serving would '
+        f'exported with {weights.fingerprint} ({config[hp.EMBEDDING_WEIGHTS]}): serving would '
         'see other embeddings than training. Re-ingest, or train with the same weights.')
   colorizer = train(fn_args, config)
   tf.keras.mixed_precision.set_global_policy('float32')

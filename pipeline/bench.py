@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from components import ingest
 from model import embedding
+from model import hyperparameters as hp
 from model import network
 from model import preprocessing
 from model import records
@@ -225,7 +226,7 @@ class _ZeroEmbedding(beam.PTransform):
 
 def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) -> None:
   splits = ingest.splits_from_eval_percent(configs.EVAL_PERCENT)
-  split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in splits}
+  split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
   paths = pipeline | ingest.MatchPhotos(pattern)
   hashed = paths | ingest.HashPhotos()
   unique = hashed.hashed | ingest.DropDuplicates()
@@ -275,7 +276,7 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
 
   plain(short)  # TensorFlow's and tfio's kernels load once, for both sides.
   ours_rate, plain_rate = interleaved(sizes.repeats, rate(ours), rate(plain))
-  written = glob.glob(os.path.join(outputs[-1][1], 'Split-*', '*.gz'))
+  written = glob.glob(os.path.join(records.split_dir(outputs[-1][1], '*'), '*' + records.RECORD_SUFFIX))
   count = sum(1 for f in written
               for _ in tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION))
   return {'ingest_ratio': ours_rate['median'] / plain_rate['median'],
@@ -285,12 +286,12 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
 
 
 def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
-  pattern = [os.path.join(records_dir, 'Split-*', '*.gz')]
+  pattern = [os.path.join(records.split_dir(records_dir, '*'), '*' + records.RECORD_SUFFIX)]
   from_records = trainer.input_fn(pattern, sizes.train_batch, training=True)
   in_memory = from_records.take(sizes.train_steps).cache().repeat()
   for _ in in_memory.take(sizes.train_steps):  # Fills the cache.
     pass
-  colorizer = trainer.compiled_colorizer(configs.LEARNING_RATE)
+  colorizer = trainer.compiled_colorizer(hp.DEFAULTS[hp.LEARNING_RATE])
 
   def steps_per_s(dataset) -> float:
     batches = iter(dataset)  # Filling the shuffle buffer is start-up: not timed.

@@ -22,6 +22,7 @@ from absl import flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO lines are noise here.
 
+from model import hyperparameters as hp
 from pipeline import configs
 
 
@@ -37,7 +38,7 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
                       'a gs:// folder or glob.', flag_values=fv, required=True)
   flags.DEFINE_string('out', None, 'Output folder (local or gs://); must be new or empty.',
                       flag_values=fv, required=True)
-  flags.DEFINE_string('embedding-weights', configs.EMBEDDING_WEIGHTS,
+  flags.DEFINE_string('embedding-weights', hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
                       'Inception-ResNet-v2 weights: imagenet (downloads once through Keras), '
                       'none (random; colour quality needs real weights), auto (imagenet when '
                       'available, else none), or the path or gs:// uri of an .h5 file.',
@@ -72,7 +73,7 @@ def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
 
 
 def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
-  from components import ingest  # pylint: disable=import-outside-toplevel
+  from model import records  # pylint: disable=import-outside-toplevel
   splits = ', '.join(f'{name} {count}' for name, count in report['splits'].items())
   rejected = sum(report['rejected'].values())
   reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
@@ -85,8 +86,8 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
     print(f'    {entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}')
   if rejected > 20:
     print(f'    ... {rejected - 20} more in the report')
-  print(f'  records   {os.path.join(out, "Split-*", ingest.RECORD_PREFIX)}-*.gz')
-  print(f'  report    {os.path.join(out, ingest.REPORT_FILE)}')
+  print(f'  records   {records.split_dir(out, "*")}/{records.RECORD_PREFIX}-*{records.RECORD_SUFFIX}')
+  print(f'  report    {os.path.join(out, records.REPORT_FILE)}')
   print(f'  embedding weights  {report["embedding_weights"]}')
 
 
@@ -95,24 +96,24 @@ def _training_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer('train-steps', configs.TRAIN_STEPS, 'Training steps.', flag_values=fv)
   flags.DEFINE_integer('eval-steps', configs.EVAL_STEPS, 'Validation steps per epoch.',
                        flag_values=fv)
-  flags.DEFINE_string('embedding-weights', configs.EMBEDDING_WEIGHTS,
+  flags.DEFINE_string('embedding-weights', hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
                       'imagenet | none | auto | the path or gs:// uri of an .h5 file.',
                       flag_values=fv)
-  flags.DEFINE_integer('batch-size', configs.BATCH_SIZE, 'Batch size per replica.',
+  flags.DEFINE_integer('batch-size', hp.DEFAULTS[hp.BATCH_SIZE], 'Batch size per replica.',
                        flag_values=fv)
-  flags.DEFINE_float('learning-rate', configs.LEARNING_RATE, 'Adam learning rate (the peak, '
-                     'with --lr-schedule cosine).', flag_values=fv)
-  flags.DEFINE_enum('lr-schedule', configs.LR_SCHEDULE, ['constant', 'cosine'], 'constant, '
-                    'or cosine: a warm-up over the first 5% of the steps, then a cosine '
-                    'decay to 0.', flag_values=fv)
-  flags.DEFINE_enum('loss', configs.LOSS, ['mse', 'rarity'], 'mse (the seed\'s), or rarity: '
+  flags.DEFINE_float('learning-rate', hp.DEFAULTS[hp.LEARNING_RATE], 'Adam learning rate '
+                     '(the peak, with --lr-schedule cosine).', flag_values=fv)
+  flags.DEFINE_enum('lr-schedule', hp.DEFAULTS[hp.LR_SCHEDULE], hp.LR_SCHEDULES,
+                    'constant, or cosine: a warm-up over the first 5% of the steps, then a '
+                    'cosine decay to 0.', flag_values=fv)
+  flags.DEFINE_enum('loss', hp.DEFAULTS[hp.LOSS], hp.LOSSES, 'mse (the seed\'s), or rarity: '
                     'MSE weighted towards rarer, more saturated colours (Zhang et al. '
                     '2016), against the brown average of MSE colourizers.', flag_values=fv)
-  flags.DEFINE_integer('epochs', configs.EPOCHS, 'Epochs (checkpoints) the steps are spread '
-                       'over.', flag_values=fv)
-  flags.DEFINE_integer('seed', configs.SEED, 'Seed of the initial weights, the shuffling '
-                       'and the flips: the same photos and flags train the same model.',
-                       flag_values=fv)
+  flags.DEFINE_integer('epochs', hp.DEFAULTS[hp.EPOCHS], 'Epochs (checkpoints) the steps '
+                       'are spread over.', flag_values=fv)
+  flags.DEFINE_integer('seed', hp.DEFAULTS[hp.SEED], 'Seed of the initial weights, the '
+                       'shuffling and the flips: the same photos and flags train the same '
+                       'model.', flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
                        'Split-eval.', flag_values=fv)
   _crops_flag(fv)
@@ -133,10 +134,10 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
       embedding_weights=fv['embedding-weights'].value, eval_percent=fv['eval-percent'].value,
       crops_per_image=fv['crops-per-image'].value,
       train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
-      hyperparameters={'batch_size': fv['batch-size'].value,
-                       'learning_rate': fv['learning-rate'].value,
-                       'lr_schedule': fv['lr-schedule'].value, 'loss': fv.loss,
-                       'epochs': fv['epochs'].value, 'seed': fv.seed},
+      hyperparameters={hp.BATCH_SIZE: fv['batch-size'].value,
+                       hp.LEARNING_RATE: fv['learning-rate'].value,
+                       hp.LR_SCHEDULE: fv['lr-schedule'].value, hp.LOSS: fv.loss,
+                       hp.EPOCHS: fv['epochs'].value, hp.SEED: fv.seed},
       min_improvement_over_gray=fv['min-improvement-over-gray'].value,
       max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
 

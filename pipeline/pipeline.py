@@ -22,6 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import evaluator as served_model_evaluator
 from components import example_gen
 from components import pusher
+from model import hyperparameters as hp
 from model import metrics
 from pipeline import configs
 
@@ -60,7 +61,7 @@ def create_pipeline(
     pipeline_root: str,
     data: str,
     serving_model_dir: str,
-    embedding_weights: str = configs.EMBEDDING_WEIGHTS,
+    embedding_weights: str = hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
     eval_percent: int = configs.EVAL_PERCENT,
     max_megapixels: float = configs.MAX_MEGAPIXELS,
     crops_per_image: int = configs.CROPS_PER_IMAGE,
@@ -92,7 +93,7 @@ def create_pipeline(
       examples=ingest.outputs['examples'],
       train_args=tfx.proto.TrainArgs(num_steps=train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-      custom_config={**(hyperparameters or {}), 'embedding_weights': embedding_weights})
+      custom_config={**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights})
   if trainer_resources is not None:
     trainer.with_platform_config(trainer_resources)
 

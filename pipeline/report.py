@@ -48,7 +48,7 @@ def _png(rgb: np.ndarray) -> str:
 
 
 def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
-  files = tf.io.gfile.glob(os.path.join(examples_uri, 'Split-eval', '*'))
+  files = tf.io.gfile.glob(os.path.join(records.split_dir(examples_uri, 'eval'), '*'))
   centred = {'crop': records.FEATURES['crop']}  # One crop per photo: the centred square.
   serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)
                 .filter(lambda r: tf.io.parse_single_example(r, centred)['crop'] == 0)

@@ -4,12 +4,13 @@ import os
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import pytest
 
+from model import hyperparameters as hp
 from sample_images import encode, mixed_folder_files, yellow_blue_image
 
 # A short training that is enough to learn yellow_blue_image's rule (see test_trainer).
 TRAIN_STEPS = 60
-TRAIN_CONFIG = {'embedding_weights': 'none', 'batch_size': 4, 'epochs': 3,
-                'learning_rate': 1e-3}
+TRAIN_CONFIG = {hp.EMBEDDING_WEIGHTS: hp.RANDOM, hp.BATCH_SIZE: 4, hp.EPOCHS: 3,
+                hp.LEARNING_RATE: 1e-3}
 
 
 @pytest.fixture(scope='session')

@@ -8,7 +8,6 @@ from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
 from components import example_gen
-from components import ingest
 from model import embedding
 from model import records
 from sample_images import colourful_image, encode
@@ -47,7 +46,7 @@ def test_component_ingests_the_newest_span_into_an_examples_artifact(span_root, 
   assert examples.custom_properties['rejected'].int_value == 1
   assert json.loads(examples.properties['split_names'].string_value) == ['train', 'eval']
 
-  report = json.load(open(os.path.join(examples.uri, ingest.REPORT_FILE)))
+  report = json.load(open(os.path.join(examples.uri, records.REPORT_FILE)))
   assert report['total'] == 4 and report['rejected'] == {'truncated': 1}
   assert all('/span-2/' in f['source'] for f in report['files'])
   count = 0

@@ -39,7 +39,7 @@ def ingested(mixed_folder, weights, tmp_path_factory):
   pipeline = beam.Pipeline()
   _ = (pipeline
        | ingest.IngestPhotos(ingest.file_pattern(folder), weights, split_dirs, SPLITS)
-       | ingest.WriteReport(os.path.join(out, ingest.REPORT_FILE), weights.fingerprint))
+       | ingest.WriteReport(os.path.join(out, records.REPORT_FILE), weights.fingerprint))
   result = pipeline.run()
   result.wait_until_finish()
   return folder, expected, out, result
@@ -47,7 +47,7 @@ def ingested(mixed_folder, weights, tmp_path_factory):
 
 def test_report_accounts_for_every_file(ingested, weights):
   folder, expected, out, _ = ingested
-  report = json.load(open(os.path.join(out, ingest.REPORT_FILE)))
+  report = json.load(open(os.path.join(out, records.REPORT_FILE)))
   assert report['total'] == len(expected)
   outcomes = {os.path.relpath(f['source'], folder): f.get('reason', f['status'])
               for f in report['files']}
@@ -77,7 +77,7 @@ def test_rejections_are_counted_as_beam_metrics(ingested):
 
 def test_records_parse_with_the_schema_and_match_the_photos(ingested):
   folder, _, out, _ = ingested
-  report = json.load(open(os.path.join(out, ingest.REPORT_FILE)))
+  report = json.load(open(os.path.join(out, records.REPORT_FILE)))
   parsed = {split: read_split(out, split) for split, _ in SPLITS}
   assert {split: len(examples) for split, examples in parsed.items()} == report['splits']
   for split, examples in parsed.items():

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import ingest
 from conftest import TRAIN_CONFIG
+from model import hyperparameters as hp
+from model import records
 from model import serving
 from model import trainer
 
@@ -83,9 +84,9 @@ def test_input_fn_batches_parse_and_flip_consistently(trained):
 def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
   copy = tmp_path / 'examples'
   shutil.copytree(trained['examples'].uri, copy)
-  report = json.load(open(copy / ingest.REPORT_FILE))
+  report = json.load(open(copy / records.REPORT_FILE))
   report['embedding_weights'] = 'a' * 64  # As if ingested with an ImageNet weights file.
-  json.dump(report, open(copy / ingest.REPORT_FILE, 'w'))
+  json.dump(report, open(copy / records.REPORT_FILE, 'w'))
   args = tfx.components.FnArgs(
       train_files=[str(copy / 'Split-train' / '*')], eval_files=[str(copy / 'Split-eval' / '*')],
       train_steps=1, eval_steps=1, serving_model_dir=str(tmp_path / 'serving'),
@@ -96,8 +97,8 @@ def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-  assert trainer.learning_rate(2e-3, trainer.CONSTANT, 100) == 2e-3
-  schedule = trainer.learning_rate(2e-3, trainer.COSINE, 200)
+  assert trainer.learning_rate(2e-3, hp.CONSTANT, 100) == 2e-3
+  schedule = trainer.learning_rate(2e-3, hp.COSINE, 200)
   rates = [float(schedule(step)) for step in (0, 5, 10, 105, 199, 200)]
   assert rates[0] == 0.0 and rates[1] == pytest.approx(1e-3) and rates[2] == pytest.approx(2e-3)
   assert rates[3] == pytest.approx(1e-3, rel=0.02)      # Half-way through the decay.
@@ -114,8 +115,8 @@ def seeded_weights(examples, folder, seed):
       train_steps=4, eval_steps=0, serving_model_dir=str(folder / 'serving'),
       model_run_dir=str(folder / 'Trainer' / 'model_run' / '1'), custom_config={})
   try:
-    return trainer.train(args, {**trainer.DEFAULTS, **TRAIN_CONFIG, 'batch_size': 2,
-                                'epochs': 2, trainer.SEED: seed}).get_weights()
+    return trainer.train(args, hp.parse({**TRAIN_CONFIG, hp.BATCH_SIZE: 2, hp.EPOCHS: 2,
+                                         hp.SEED: seed})).get_weights()
   finally:
     tf.keras.mixed_precision.set_global_policy('float32')
 
