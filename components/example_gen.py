@@ -34,8 +34,8 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components import ingest
+from model import decoding
 from model import embedding
-from model import preprocessing
 from model import records
 
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
@@ -128,12 +128,12 @@ class PhotoExampleGen(FileBasedExampleGen):
 
   def __init__(self, input_base: str, pattern: str = '**',
                eval_percent: int = 10, embedding_weights: str = embedding.IMAGENET,
-               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                crops_per_image: int = 1,
                range_config: Optional[range_config_pb2.RangeConfig] = None):
     """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
     in which case the newest span is ingested, as with TFX's own ExampleGens.
-    `crops_per_image` examples are written per photo (see preprocessing.crop_boxes)."""
+    `crops_per_image` examples are written per photo (see model.cropping.crop_boxes)."""
     splits = ingest.splits_from_eval_percent(eval_percent, both=True)
     if crops_per_image < 1:
       raise ValueError(f'crops_per_image must be at least 1, got {crops_per_image}')

@@ -34,9 +34,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 
+from model import cropping
+from model import decoding
 from model import embedding
-from model import preprocessing
 from model import records
+from model import scaling
 
 EMBEDDING_BATCH_SIZE = 32  # Inception-ResNet-v2 on 2 CPU cores: 13 img/s at 8, 15 at 32.
 _METRICS_NAMESPACE = 'ingest'
@@ -47,7 +49,7 @@ class FileStatus(NamedTuple):
   """What became of one input file."""
   source: str
   status: str                   # 'written' or 'rejected'
-  reason: Optional[str] = None  # one of preprocessing.REJECT_REASONS when rejected
+  reason: Optional[str] = None  # one of decoding.REJECT_REASONS when rejected
   detail: Optional[str] = None
   split: Optional[str] = None   # the split it was written to
   examples: Optional[int] = None  # how many examples (crops) were written for it
@@ -63,7 +65,7 @@ class Photo:
   ab: np.ndarray               # uint8 [256, 256, 2]
   embedding_input: np.ndarray  # float32 [299, 299, 3]
   embedding: Optional[np.ndarray] = None  # float32 [1000]
-  crop: int = 0                # which of preprocessing.crop_boxes (0: the centred square)
+  crop: int = 0                # which of cropping.crop_boxes (0: the centred square)
 
 
 def file_pattern(data: str) -> str:
@@ -172,8 +174,8 @@ class _DecodeFn(beam.DoFn):
       yield _rejected(path, 'unreadable', str(e))
       return
     try:
-      photo, crops = preprocessing.photo_crops(data, sha256, self._max_megapixels, self._crops)
-    except preprocessing.PhotoRejected as e:
+      photo, crops = cropping.photo_crops(data, sha256, self._max_megapixels, self._crops)
+    except decoding.PhotoRejected as e:
       yield _rejected(path, e.reason, e.detail)
       return
     except Exception as e:  # pylint: disable=broad-except
@@ -187,7 +189,7 @@ class _DecodeFn(beam.DoFn):
 
 class DecodePhotos(beam.PTransform):
   """(sha256, path) -> a Photo (Lab, quantized, at 256x256) per crop (see
-  preprocessing.crop_boxes); side output 'rejected'."""
+  cropping.crop_boxes); side output 'rejected'."""
 
   def __init__(self, max_megapixels: float, crops_per_image: int = 1):
     super().__init__()
@@ -215,7 +217,7 @@ class EmbeddingModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
 
   def load_model(self) -> tf.types.experimental.ConcreteFunction:
     network = embedding.build_embedder(self._weights)
-    size = preprocessing.EMBEDDING_INPUT_SIZE
+    size = scaling.EMBEDDING_INPUT_SIZE
     # One graph for every batch size: BatchElements varies the size, and retracing
     # Inception-ResNet-v2 costs seconds; eager calls are 40% slower than the graph.
     return tf.function(lambda images: network(images, training=False)).get_concrete_function(
@@ -298,7 +300,7 @@ class IngestPhotos(beam.PTransform):
 
   def __init__(self, pattern: str, weights: embedding.EmbeddingWeights,
                split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
-               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                crops_per_image: int = 1):
     super().__init__()
     if crops_per_image < 1:
@@ -401,7 +403,7 @@ def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
 
 
 def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
-           eval_percent: int = 10, max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+           eval_percent: int = 10, max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
            crops_per_image: int = 1, beam_args: Sequence[str] = ()) -> dict:
   """Runs the ingestion job on its own; returns the report it wrote to `<out>`."""
   if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):

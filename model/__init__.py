@@ -1,4 +1,5 @@
-"""The colorizer model: shared preprocessing, the record schema and the embedding network.
+"""The colorizer model: the image facts that ingestion, training and serving share, the
+record schema, the networks, training and the serving signature.
 
 Importing this package is the one place that sets TF_USE_LEGACY_KERAS=1, so that
 `tf.keras` is Keras 2 (tf-keras), which TFX's Trainer and TFMA need. The other

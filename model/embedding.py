@@ -20,7 +20,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from model import preprocessing
+from model import scaling
 from model.hyperparameters import AUTO, IMAGENET, RANDOM  # the names resolve_weights takes
 
 RANDOM_INIT = 'random-init'
@@ -154,7 +154,7 @@ def _random_fingerprint() -> str:
 def _build(weights_file: Optional[str]) -> tf.keras.Model:
   if weights_file is None:
     tf.keras.utils.set_random_seed(_RANDOM_SEED)
-  size = preprocessing.EMBEDDING_INPUT_SIZE
+  size = scaling.EMBEDDING_INPUT_SIZE
   return tf.keras.applications.InceptionResNetV2(
       weights=weights_file, input_shape=(size, size, 3), include_top=True)
 
@@ -172,7 +172,7 @@ def _local_copy(uri: str) -> str:
 
 
 def build_embedder(weights: EmbeddingWeights) -> tf.keras.Model:
-  """Inception-ResNet-v2 with `weights`: [N, 299, 299, 3] (`preprocessing.embedding_input`)
+  """Inception-ResNet-v2 with `weights`: [N, 299, 299, 3] (`scaling.embedding_input`)
   -> [N, 1000]. Raises if the weights built do not match the fingerprint."""
   if weights.is_random:
     model = _random_model()

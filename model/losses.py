@@ -20,8 +20,8 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from model import preprocessing
 from model import records
+from model import scaling
 
 AB_BIN = 10.0
 """Side of the ab bins, in Lab units."""
@@ -33,7 +33,7 @@ DISTRIBUTION_EXAMPLES = 2000
 
 def ab_bin(ab_scaled: tf.Tensor) -> tf.Tensor:
   """ab / 128 [..., 2] -> the index of its AB_BIN x AB_BIN bin [...], row-major (a, b)."""
-  ab = preprocessing.unscale_ab(tf.cast(ab_scaled, tf.float32))
+  ab = scaling.unscale_ab(tf.cast(ab_scaled, tf.float32))
   index = tf.cast(tf.floor((ab - _AB_MIN) / AB_BIN), tf.int32)
   index = tf.clip_by_value(index, 0, BINS_PER_AXIS - 1)
   return index[..., 0] * BINS_PER_AXIS + index[..., 1]
@@ -49,7 +49,7 @@ def ab_distribution(file_patterns: List[str],
   dataset = (tf.data.TFRecordDataset(files, compression_type=records.COMPRESSION)
              .take(max_examples).batch(64))
   for serialized in dataset:
-    bins = ab_bin(preprocessing.scale_ab(records.parse(serialized)['ab']))
+    bins = ab_bin(scaling.scale_ab(records.parse(serialized)['ab']))
     counts += tf.math.bincount(tf.reshape(bins, [-1]), minlength=BINS_PER_AXIS ** 2,
                                maxlength=BINS_PER_AXIS ** 2, dtype=tf.float64).numpy()
   grid = counts.reshape(BINS_PER_AXIS, BINS_PER_AXIS)

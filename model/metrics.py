@@ -20,7 +20,8 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
-from model import preprocessing
+from model import colour_space
+from model import scaling
 
 AUC_MAX_DISTANCE = 150
 
@@ -33,15 +34,15 @@ their labels."""
 def _split(y_true: tf.Tensor, y_pred: tf.Tensor, gray: bool):
   """-> L in [0, 100] [N, H, W, 1], true and predicted ab in Lab units [N, H, W, 2]."""
   y_true = tf.cast(y_true, tf.float32)
-  l = preprocessing.unscale_l(y_true[..., :1])
-  ab_true = preprocessing.unscale_ab(y_true[..., 1:])
-  ab_pred = tf.zeros_like(ab_true) if gray else preprocessing.unscale_ab(
+  l = scaling.unscale_l(y_true[..., :1])
+  ab_true = scaling.unscale_ab(y_true[..., 1:])
+  ab_pred = tf.zeros_like(ab_true) if gray else scaling.unscale_ab(
       tf.reshape(tf.cast(y_pred, tf.float32), tf.shape(ab_true)))
   return l, ab_true, ab_pred
 
 
 def _rgb255(l: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
-  return tf.round(preprocessing.lab_to_rgb(tf.concat([l, ab], axis=-1)) * 255.0)
+  return tf.round(colour_space.lab_to_rgb(tf.concat([l, ab], axis=-1)) * 255.0)
 
 
 class _ColorizationMetric(tf.keras.metrics.Metric):
@@ -67,7 +68,7 @@ class AbMSE(_ColorizationMetric):
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     _, ab_true, ab_pred = _split(y_true, y_pred, self.gray)
-    error = preprocessing.scale_ab(ab_pred - ab_true) ** 2
+    error = scaling.scale_ab(ab_pred - ab_true) ** 2
     self.total.assign_add(tf.reduce_sum(error))
     self.count.assign_add(tf.cast(tf.size(error), tf.float32))
 
@@ -121,7 +122,7 @@ class Colourfulness(_ColorizationMetric):
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     l, _, ab_pred = _split(y_true, y_pred, self.gray)
-    per_image = preprocessing.colourfulness(_rgb255(l, ab_pred))
+    per_image = colour_space.colourfulness(_rgb255(l, ab_pred))
     self.total.assign_add(tf.reduce_sum(per_image))
     self.count.assign_add(tf.cast(tf.shape(per_image)[0], tf.float32))
 
@@ -136,8 +137,8 @@ class AbMSEVsGray(_ColorizationMetric):
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     _, ab_true, ab_pred = _split(y_true, y_pred, False)
-    self.total.assign_add(tf.reduce_sum(preprocessing.scale_ab(ab_pred - ab_true) ** 2))
-    self.gray_total.assign_add(tf.reduce_sum(preprocessing.scale_ab(ab_true) ** 2))
+    self.total.assign_add(tf.reduce_sum(scaling.scale_ab(ab_pred - ab_true) ** 2))
+    self.gray_total.assign_add(tf.reduce_sum(scaling.scale_ab(ab_true) ** 2))
 
   def result(self):
     return tf.math.divide_no_nan(self.total, self.gray_total)

@@ -39,7 +39,7 @@ fusion repeats the embedding over the 32x32 grid that a 256x256 input yields.
 """
 import tensorflow as tf
 
-from model import preprocessing
+from model import scaling
 
 L_INPUT = 'l'
 EMBEDDING_INPUT = 'embedding'
@@ -53,11 +53,11 @@ def _conv(filters: int, strides: int = 1, name: str = None) -> tf.keras.layers.L
 
 def build_colorizer() -> tf.keras.Model:
   """{'l': [N, 256, 256, 1] in [-1, 1], 'embedding': [N, 1000]} -> ab / 128 [N, 256, 256, 2]."""
-  size = preprocessing.IMAGE_SIZE
+  size = scaling.IMAGE_SIZE
   grid = size // 8
   layers = tf.keras.layers
   l = layers.Input((size, size, 1), name=L_INPUT)
-  embedding = layers.Input((preprocessing.EMBEDDING_DIM,), name=EMBEDDING_INPUT)
+  embedding = layers.Input((scaling.EMBEDDING_DIM,), name=EMBEDDING_INPUT)
 
   x = _conv(64, 2, 'encoder_1')(l)                        # 128x128x64
   x = _conv(128, name='encoder_2')(x)                     # 128x128x128
@@ -69,7 +69,7 @@ def build_colorizer() -> tf.keras.Model:
   x = _conv(256, name='encoder_8')(x)                     # 32x32x256
 
   e = layers.RepeatVector(grid * grid, name='repeat')(embedding)            # 1024x1000
-  e = layers.Reshape((grid, grid, preprocessing.EMBEDDING_DIM), name='grid')(e)  # 32x32x1000
+  e = layers.Reshape((grid, grid, scaling.EMBEDDING_DIM), name='grid')(e)  # 32x32x1000
   x = layers.Concatenate(name='fuse')([x, e])                               # 32x32x1256
   x = layers.Conv2D(256, 1, activation='relu', kernel_initializer=RELU_INIT,
                     name='fusion')(x)                                      # 32x32x256

@@ -2,13 +2,13 @@
 
 | feature          | type   | shape       | meaning                                          |
 |------------------|--------|-------------|--------------------------------------------------|
-| `l`              | bytes  | 256*256     | L, uint8 quantized (`preprocessing.quantize_l`)  |
+| `l`              | bytes  | 256*256     | L, uint8 quantized (`scaling.quantize_l`)  |
 | `ab`             | bytes  | 256*256*2   | ab, uint8 quantized, channels last (`quantize_ab`)|
 | `embedding`      | float  | 1000        | Inception-ResNet-v2 output for the gray image    |
 | `source`         | bytes  | 1           | URI of the original file                         |
 | `content_sha256` | bytes  | 1           | sha256 of the file's bytes (split and dedup key) |
 | `height`,`width` | int64  | 1           | the photo's own size, after EXIF orientation     |
-| `crop`           | int64  | 1           | which crop of the photo (0: the centred square; `preprocessing.crop_boxes`); 0 when absent |
+| `crop`           | int64  | 1           | which crop of the photo (0: the centred square; `cropping.crop_boxes`); 0 when absent |
 
 Records are written as GZIP-compressed TFRecords, like TFX's own ExampleGen, in the
 layout of a TFX Examples artifact: `Split-<name>/data_tfrecord-*.gz` (`split_dir`,
@@ -20,12 +20,12 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from model import preprocessing
+from model import scaling
 
 FEATURES = {
     'l': tf.io.FixedLenFeature([], tf.string),
     'ab': tf.io.FixedLenFeature([], tf.string),
-    'embedding': tf.io.FixedLenFeature([preprocessing.EMBEDDING_DIM], tf.float32),
+    'embedding': tf.io.FixedLenFeature([scaling.EMBEDDING_DIM], tf.float32),
     'source': tf.io.FixedLenFeature([], tf.string),
     'content_sha256': tf.io.FixedLenFeature([], tf.string),
     'height': tf.io.FixedLenFeature([], tf.int64),
@@ -46,8 +46,8 @@ def split_dir(examples_dir: str, split: str) -> str:
 
 def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source: str,
                  content_sha256: str, height: int, width: int, crop: int = 0) -> tf.train.Example:
-  """One record; `l` and `ab` are the uint8 arrays of `preprocessing.photo_to_records`."""
-  size = preprocessing.IMAGE_SIZE
+  """One record; `l` and `ab` are the uint8 arrays of `model.cropping.photo_to_records`."""
+  size = scaling.IMAGE_SIZE
   if l.shape != (size, size) or ab.shape != (size, size, 2):
     raise ValueError(f'expected L {size}x{size} and ab {size}x{size}x2, got {l.shape} and {ab.shape}')
   feature = tf.train.Feature
@@ -66,13 +66,13 @@ def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source
 def decode_lab(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   """Parsed features (single or batched) -> float L [..., 256, 256, 1] in [0, 100] and
   ab [..., 256, 256, 2] in Lab units."""
-  size = preprocessing.IMAGE_SIZE
+  size = scaling.IMAGE_SIZE
   l_q = tf.io.decode_raw(features['l'], tf.uint8)
   ab_q = tf.io.decode_raw(features['ab'], tf.uint8)
   batch_shape = tf.shape(l_q)[:-1]
   l_q = tf.reshape(l_q, tf.concat([batch_shape, [size, size, 1]], 0))
   ab_q = tf.reshape(ab_q, tf.concat([batch_shape, [size, size, 2]], 0))
-  return {'l': preprocessing.dequantize_l(l_q), 'ab': preprocessing.dequantize_ab(ab_q)}
+  return {'l': scaling.dequantize_l(l_q), 'ab': scaling.dequantize_ab(ab_q)}
 
 
 def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:

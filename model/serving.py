@@ -26,9 +26,11 @@ import os
 import tensorflow as tf
 
 from model import embedding
+from model import full_resolution
+from model import graph_decoding
 from model import network
-from model import preprocessing
 from model import records
+from model import scaling
 
 WEIGHTS_FINGERPRINT_FILE = os.path.join('assets.extra', 'embedding_weights')
 INPUT_KEY = 'image_bytes'
@@ -46,32 +48,31 @@ class _Colorize(tf.Module):
 
   def __init__(self, colorizer: tf.keras.Model, embedder: tf.keras.Model):
     super().__init__()
-    size = preprocessing.IMAGE_SIZE
+    size = scaling.IMAGE_SIZE
     self._network_variables = list(colorizer.variables) + list(embedder.variables)
     self._embed = tf.function(
         lambda images: embedder(images, training=False),
-        input_signature=[tf.TensorSpec([None, preprocessing.EMBEDDING_INPUT_SIZE,
-                                        preprocessing.EMBEDDING_INPUT_SIZE, 3], tf.float32)])
+        input_signature=[tf.TensorSpec([None, scaling.EMBEDDING_INPUT_SIZE,
+                                        scaling.EMBEDDING_INPUT_SIZE, 3], tf.float32)])
     self._colorizer = tf.function(
         lambda l, vectors: colorizer({network.L_INPUT: l, network.EMBEDDING_INPUT: vectors},
                                      training=False),
         input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32),
-                         tf.TensorSpec([None, preprocessing.EMBEDDING_DIM], tf.float32)])
+                         tf.TensorSpec([None, scaling.EMBEDDING_DIM], tf.float32)])
 
   def _prepare(self, image_bytes: tf.Tensor):
-    pixels = preprocessing.decode_image(image_bytes)                 # [H, W, 1 or 3] uint8
-    l_small = preprocessing.rgb_to_lab(
-        preprocessing.at_model_size(pixels, crop=False))[..., :1]    # [256, 256, 1]
+    pixels = graph_decoding.decode_image(image_bytes)                 # [H, W, 1 or 3] uint8
+    l_small = full_resolution.l_at_model_size(pixels)             # [256, 256, 1]
     return pixels, l_small
 
   def _predict_ab(self, l_small: tf.Tensor) -> tf.Tensor:
     """L [N, 256, 256, 1] in [0, 100] -> ab / 128 [N, 256, 256, 2]."""
-    vectors = self._embed(preprocessing.embedding_input(l_small))
-    return self._colorizer(preprocessing.scale_l(l_small), vectors)
+    vectors = self._embed(scaling.embedding_input(l_small))
+    return self._colorizer(scaling.scale_l(l_small), vectors)
 
   def colorize_one(self, image_bytes: tf.Tensor) -> tf.Tensor:
     pixels, l_small = self._prepare(image_bytes)
-    colourized = preprocessing.colourized(pixels, l_small,
+    colourized = full_resolution.colourized(pixels, l_small,
                                           self._predict_ab(l_small[None])[0])  # [H, W, 3]
     # zlib level 1: a 12-megapixel PNG encodes in a sixth of the default level's time
     # for about 15% more bytes.
@@ -85,12 +86,12 @@ class _Colorize(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def prepare_image(self, image_bytes):
     l_small = tf.map_fn(lambda data: self._prepare(data)[1], image_bytes,
-                        fn_output_signature=tf.TensorSpec([preprocessing.IMAGE_SIZE] * 2 + [1]))
+                        fn_output_signature=tf.TensorSpec([scaling.IMAGE_SIZE] * 2 + [1]))
     return {'l': l_small,
-            'embedding': self._embed(preprocessing.embedding_input(l_small))}
+            'embedding': self._embed(scaling.embedding_input(l_small))}
 
   @tf.function(input_signature=[
-      tf.TensorSpec([None, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE, 1], tf.float32,
+      tf.TensorSpec([None, scaling.IMAGE_SIZE, scaling.IMAGE_SIZE, 1], tf.float32,
                     name='l')])
   def from_l(self, l):
     return {'ab': self._predict_ab(l)}
@@ -98,12 +99,12 @@ class _Colorize(tf.Module):
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def from_examples(self, examples):
     features = records.parse(examples)
-    return {'ab': self._colorizer(preprocessing.scale_l(features['l']), features['embedding'])}
+    return {'ab': self._colorizer(scaling.scale_l(features['l']), features['embedding'])}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transform_features(self, examples):
     features = records.parse(examples)
-    l, ab = preprocessing.scale_l(features['l']), preprocessing.scale_ab(features['ab'])
+    l, ab = scaling.scale_l(features['l']), scaling.scale_ab(features['ab'])
     return {'l': l, 'ab': ab, 'lab': tf.concat([l, ab], axis=-1)}
 
 

@@ -22,8 +22,8 @@ from model import hyperparameters as hp
 from model import losses
 from model import metrics
 from model import network
-from model import preprocessing
 from model import records
+from model import scaling
 from model import serving
 
 WARMUP_SHARE = 0.05  # of the steps, for the cosine schedule
@@ -31,9 +31,9 @@ TRAINING_LOG = 'training_log.csv'
 
 
 def _to_model_inputs(features: Dict[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
-  inputs = {network.L_INPUT: preprocessing.scale_l(features['l']),
+  inputs = {network.L_INPUT: scaling.scale_l(features['l']),
             network.EMBEDDING_INPUT: features['embedding']}
-  return inputs, preprocessing.scale_ab(features['ab'])
+  return inputs, scaling.scale_ab(features['ab'])
 
 
 def _flip(seed: tf.Tensor, inputs: Dict[str, tf.Tensor], ab: tf.Tensor):

@@ -48,11 +48,13 @@ from PIL import Image, ImageOps
 import tensorflow as tf
 
 from components import ingest
+from model import cropping
+from model import decoding
 from model import embedding
 from model import hyperparameters as hp
 from model import network
-from model import preprocessing
 from model import records
+from model import scaling
 from model import serving
 from model import trainer
 from pipeline import colorize
@@ -148,8 +150,8 @@ def decoded_photos(paths: Sequence[str]) -> List[ingest.Photo]:
   photos = []
   for path in paths:
     with open(path, 'rb') as f:
-      photo = preprocessing.decode_photo(f.read(), draft_size=preprocessing.IMAGE_SIZE)
-    lab = preprocessing.photo_to_records(photo.rgb)
+      photo = decoding.decode_photo(f.read(), draft_size=scaling.IMAGE_SIZE)
+    lab = cropping.photo_to_records(photo.rgb)
     photos.append(ingest.Photo(path, path, photo.height, photo.width, lab['l'].numpy(),
                                lab['ab'].numpy(), lab['embedding_input'].numpy()))
   return photos
@@ -196,7 +198,7 @@ def bench_embed(photos: List[ingest.Photo], weights: embedding.EmbeddingWeights,
     return (count - batch) / (stamps[-1] - stamps[batch - 1])
 
   network_ = embedding.build_embedder(weights)
-  size = preprocessing.EMBEDDING_INPUT_SIZE
+  size = scaling.EMBEDDING_INPUT_SIZE
   call = tf.function(lambda x: network_(x, training=False)).get_concrete_function(
       tf.TensorSpec([None, size, size, 3], tf.float32))
   pool = (photos * (count // len(photos) + 1))[batch:count]
@@ -219,7 +221,7 @@ class _ZeroEmbedding(beam.PTransform):
   """Stands in for EmbedPhotos when the embedding stage is measured on its own."""
 
   def expand(self, photos):
-    zeros = np.zeros(preprocessing.EMBEDDING_DIM, np.float32)
+    zeros = np.zeros(scaling.EMBEDDING_DIM, np.float32)
     return photos | beam.Map(
         lambda p: dataclasses.replace(p, embedding=zeros, embedding_input=None))
 
@@ -237,14 +239,14 @@ def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) 
 def _plain_loop(paths: Sequence[str], out: str) -> None:
   """The same work without Beam: read, hash, decode, Lab, quantize, serialize, write."""
   import hashlib  # pylint: disable=import-outside-toplevel
-  zeros = np.zeros(preprocessing.EMBEDDING_DIM, np.float32)
+  zeros = np.zeros(scaling.EMBEDDING_DIM, np.float32)
   options = tf.io.TFRecordOptions(compression_type=records.COMPRESSION)
   with tf.io.TFRecordWriter(os.path.join(out, 'plain.gz'), options) as writer:
     for path in paths:
       data = open(path, 'rb').read()
       sha = hashlib.sha256(data).hexdigest()
-      photo = preprocessing.decode_photo(data, draft_size=preprocessing.IMAGE_SIZE)
-      lab = preprocessing.photo_to_records(photo.rgb)
+      photo = decoding.decode_photo(data, draft_size=scaling.IMAGE_SIZE)
+      lab = cropping.photo_to_records(photo.rgb)
       float(lab['colourfulness'])
       writer.write(records.make_example(
           l=lab['l'].numpy(), ab=lab['ab'].numpy(), embedding=zeros, source=path,
@@ -333,10 +335,10 @@ def bench_serve(export_dir: str, weights: embedding.EmbeddingWeights, sizes: Siz
   architecture; latency does not depend on the weights' values)."""
   signature = tf.saved_model.load(export_dir).signatures['serving_default']
   colorizer = network.build_colorizer()
-  small = tf.constant([_jpeg(0, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE)])
+  small = tf.constant([_jpeg(0, scaling.IMAGE_SIZE, scaling.IMAGE_SIZE)])
   large = tf.constant([_jpeg(1, *sizes.fullres_side)])
   embedder = embedding.build_embedder(weights)
-  size, dim = preprocessing.IMAGE_SIZE, preprocessing.EMBEDDING_INPUT_SIZE
+  size, dim = scaling.IMAGE_SIZE, scaling.EMBEDDING_INPUT_SIZE
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 1], tf.float32),
                                 tf.TensorSpec([1, dim, dim, 3], tf.float32)])
@@ -405,7 +407,7 @@ def square_photos(folder: str, count: int) -> List[str]:
   """`count` JPEGs of the model's size: the bundled photos' centred squares, cycled."""
   os.makedirs(folder, exist_ok=True)
   sources = sorted(glob.glob(os.path.join(SAMPLES, '*.jpg')))
-  side = preprocessing.IMAGE_SIZE
+  side = scaling.IMAGE_SIZE
   paths = []
   for i in range(count):
     image = Image.open(sources[i % len(sources)]).convert('RGB')

@@ -43,8 +43,6 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
                       'none (random; colour quality needs real weights), auto (imagenet when '
                       'available, else none), or the path or gs:// uri of an .h5 file.',
                       flag_values=fv)
-  flags.DEFINE_integer('image-size', 256, 'Side of the stored L and ab images. The model '
-                       'is built for 256 (model.preprocessing.IMAGE_SIZE).', flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos (chosen by '
                        'content hash, so stable across runs) in Split-eval.', flag_values=fv)
   flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Reject larger photos '
@@ -56,12 +54,8 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
 
 def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
   from components import ingest  # pylint: disable=import-outside-toplevel
-  from model import preprocessing  # pylint: disable=import-outside-toplevel
   if args:
     raise flags.Error(f'unexpected arguments: {" ".join(args)}')
-  if fv['image-size'].value != preprocessing.IMAGE_SIZE:
-    raise flags.Error(f'--image-size: the model is built for {preprocessing.IMAGE_SIZE}; '
-                      'change model.preprocessing.IMAGE_SIZE to use another size')
   start = time.time()
   report = ingest.ingest(
       fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,

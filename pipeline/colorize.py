@@ -38,7 +38,9 @@ from PIL import Image, ImageCms
 import tensorflow as tf
 
 from components import ingest
-from model import preprocessing
+from model import decoding
+from model import full_resolution
+from model import scaling
 from model import serving
 from pipeline import configs
 
@@ -62,7 +64,7 @@ class FileStatus(NamedTuple):
   """What became of one input file (the rows of colorize_report.json)."""
   source: str
   status: str                   # 'written', 'skipped' (already done) or 'rejected'
-  reason: Optional[str] = None  # preprocessing.REJECT_REASONS, 'same_output' or 'unwritable'
+  reason: Optional[str] = None  # decoding.REJECT_REASONS, 'same_output' or 'unwritable'
   detail: Optional[str] = None
   output: Optional[str] = None
 
@@ -208,9 +210,9 @@ class SkipDone(beam.PTransform):
 # ---- Decoding, the model and the recombination ----
 
 _SIGNATURES = {dtype: [tf.TensorSpec([None, None, None], dtype)] for dtype in (tf.uint8, tf.uint16)}
-_l_at_model_size = {dtype: tf.function(preprocessing.l_at_model_size, input_signature=spec)
+_l_at_model_size = {dtype: tf.function(full_resolution.l_at_model_size, input_signature=spec)
                     for dtype, spec in _SIGNATURES.items()}
-_colourized = {dtype: tf.function(preprocessing.colourized, input_signature=spec + [
+_colourized = {dtype: tf.function(full_resolution.colourized, input_signature=spec + [
     tf.TensorSpec([None, None, 1], tf.float32), tf.TensorSpec([None, None, 2], tf.float32)])
                for dtype, spec in _SIGNATURES.items()}
 
@@ -222,8 +224,8 @@ def decode(item: Input, max_megapixels: float):
   except (OSError, IOError) as e:
     return _rejected(item.source, 'unreadable', str(e))
   try:
-    photo = preprocessing.decode_photo(data, max_megapixels, keep_gray=True)
-  except preprocessing.PhotoRejected as e:
+    photo = decoding.decode_photo(data, max_megapixels, keep_gray=True)
+  except decoding.PhotoRejected as e:
     return _rejected(item.source, e.reason, e.detail)
   except Exception as e:  # pylint: disable=broad-except
     # One odd file must not stop the job: it is reported with the error instead.
@@ -252,7 +254,7 @@ def _model_size_units(photo: Photo, batch_size: int) -> int:
   to `batch_size`, so that a batch holds `batch_size` small photos or one large one.
   (Beam's BatchElements would send an empty batch ahead of a photo heavier than that.)"""
   height, width = photo.pixels.shape[:2]
-  return min(batch_size, max(1, height * width // preprocessing.IMAGE_SIZE ** 2))
+  return min(batch_size, max(1, height * width // scaling.IMAGE_SIZE ** 2))
 
 
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
@@ -302,7 +304,7 @@ class ColorizeBatches(beam.PTransform):
 
 def recombine(photo: Photo) -> Photo:
   """The model's ab at 256x256 and the photo's own L at full size -> its colour pixels
-  (preprocessing.colourized, as the server does)."""
+  (full_resolution.colourized, as the server does)."""
   colour = _colourized[tf.as_dtype(photo.pixels.dtype)](photo.pixels, photo.l, photo.ab)
   return dataclasses.replace(photo, pixels=None, colour=colour.numpy())
 
@@ -395,7 +397,7 @@ class ColorizePhotos(beam.PTransform):
 
   def __init__(self, roots: Sequence[Tuple[str, str]], model_dir: str, out: str,
                fmt: str = 'auto', jpeg_quality: int = 95, overwrite: bool = False,
-               max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+               max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                batch_size: int = BATCH_SIZE):
     super().__init__()
     self._roots, self._model_dir, self._out, self._fmt = roots, model_dir, out, fmt
@@ -472,7 +474,7 @@ def _remove_partials(out: str) -> None:
 
 def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
              jpeg_quality: int = 95, overwrite: bool = False,
-             max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+             max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
              beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE) -> dict:
   """Colourizes every input into `out` with the Beam job; returns the report it wrote
   there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS)."""
@@ -528,14 +530,14 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
 
 
 def colorize_photo(signature, data: bytes,
-                   max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS) -> bytes:
+                   max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> bytes:
   """One encoded photo (any format ingestion reads) -> the colourized PNG, at its size.
 
   Pillow decodes it (with the same checks as ingestion: size from the header first, so a
   decompression bomb is refused before it is decoded) and hands `serving_default`
-  lossless PNG. Raises preprocessing.PhotoRejected for a photo it cannot take.
+  lossless PNG. Raises decoding.PhotoRejected for a photo it cannot take.
   """
-  photo = preprocessing.decode_photo(data, max_megapixels)
+  photo = decoding.decode_photo(data, max_megapixels)
   png = io.BytesIO()
   Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
   result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})

@@ -1,7 +1,8 @@
 """Defaults of the colorization pipeline, as plain constants (like TFX's templates).
 
-The image facts (size, Lab scaling, quantization) live in `model.preprocessing`, which
-ingestion, training and serving all import; the Trainer's hyperparameters (batch size,
+The image facts (size, Lab scaling, quantization: `model.scaling`; decoding and its
+limits: `model.decoding`) live in `model/`, which ingestion, training and serving all
+import; the Trainer's hyperparameters (batch size,
 learning rate, schedule, loss, epochs, seed, ...) in `model.hyperparameters`. This
 module holds the run's other knobs.
 """

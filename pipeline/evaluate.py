@@ -1,6 +1,6 @@
 """`colorizer evaluate`: a model's colorization metrics on any folder of colour photos.
 
-Each photo is prepared as ingestion prepares it (`preprocessing.photo_crops`: decoded,
+Each photo is prepared as ingestion prepares it (`cropping.photo_crops`: decoded,
 the centred square at 256x256 in Lab, quantized), coloured from its L alone by the
 model's `from_l` signature, and scored with the Evaluator's own metrics
 (`model.metrics`): ab-MSE, PSNR, AuC and colourfulness, for the model and for the gray
@@ -20,8 +20,11 @@ from PIL import Image, ImageDraw
 import tensorflow as tf
 from tqdm import tqdm
 
+from model import colour_space
+from model import cropping
+from model import decoding
 from model import metrics
-from model import preprocessing
+from model import scaling
 from model import serving
 from pipeline import colorize
 
@@ -33,13 +36,13 @@ _GRID_SIDE = 192
 def _prepare(path: str, max_megapixels: float) -> Dict[str, np.ndarray]:
   with tf.io.gfile.GFile(path, 'rb') as f:
     data = f.read()
-  _, crops = preprocessing.photo_crops(data, hashlib.sha256(data).hexdigest(), max_megapixels)
-  return {'l': preprocessing.dequantize_l(crops[0]['l'])[..., None].numpy(),   # [256, 256, 1]
-          'ab': preprocessing.dequantize_ab(crops[0]['ab']).numpy()}          # [256, 256, 2]
+  _, crops = cropping.photo_crops(data, hashlib.sha256(data).hexdigest(), max_megapixels)
+  return {'l': scaling.dequantize_l(crops[0]['l'])[..., None].numpy(),   # [256, 256, 1]
+          'ab': scaling.dequantize_ab(crops[0]['ab']).numpy()}          # [256, 256, 2]
 
 
 def _rgb(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
-  return preprocessing.lab_to_rgb8_keeping_l(tf.concat([l, ab], axis=-1)).numpy()
+  return colour_space.lab_to_rgb8_keeping_l(tf.concat([l, ab], axis=-1)).numpy()
 
 
 def write_grid(path: str, rows: List[Dict[str, np.ndarray]]) -> None:
@@ -60,7 +63,7 @@ def write_grid(path: str, rows: List[Dict[str, np.ndarray]]) -> None:
 
 
 def evaluate(model_dir: str, data: str,
-             max_megapixels: float = preprocessing.DEFAULT_MAX_MEGAPIXELS,
+             max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
              grid: Optional[str] = None) -> dict:
   """Scores the model (a SavedModel or a serving folder: the newest version) on the
   photos in `data` (a folder, a glob or a file); returns the figures, the scored files
@@ -80,7 +83,7 @@ def evaluate(model_dir: str, data: str,
       try:
         photos.append(_prepare(path, max_megapixels))
         scored.append(path)
-      except preprocessing.PhotoRejected as e:
+      except decoding.PhotoRejected as e:
         skipped.append({'source': path, 'reason': e.reason, 'detail': e.detail})
       except (OSError, tf.errors.OpError) as e:
         skipped.append({'source': path, 'reason': 'unreadable',
@@ -94,12 +97,12 @@ def evaluate(model_dir: str, data: str,
     l = np.stack([photo['l'] for photo in photos])                  # [N, 256, 256, 1]
     ab = np.stack([photo['ab'] for photo in photos])                # [N, 256, 256, 2]
     predicted = predict(l=tf.constant(l))['ab']                     # [N, 256, 256, 2]
-    label = tf.concat([preprocessing.scale_l(l), preprocessing.scale_ab(ab)], axis=-1)
+    label = tf.concat([scaling.scale_l(l), scaling.scale_ab(ab)], axis=-1)
     for metric in scores.values():
       metric.update_state(label, predicted)
     for i in range(min(len(photos), GRID_PHOTOS - len(grid_rows)) if grid else 0):
       grid_rows.append({'gray': _rgb(l[i], np.zeros_like(ab[i])),
-                        'output': _rgb(l[i], preprocessing.unscale_ab(predicted[i]).numpy()),
+                        'output': _rgb(l[i], scaling.unscale_ab(predicted[i]).numpy()),
                         'truth': _rgb(l[i], ab[i])})
   if not scored:
     raise ValueError(f'none of the {len(files)} files in {data} could be scored: '
@@ -127,8 +130,8 @@ def run(model_dir: str, data: str, out: Optional[str], grid: Optional[str],
     print(f'colorizer evaluate: skipped {entry["source"]}: {entry["reason"]}: '
           f'{entry["detail"]}', file=sys.stderr)
   print(f'Scored {result["photos"]} photos ({len(result["skipped"])} skipped) with '
-        f'{serving.latest_version(model_dir)}, at {preprocessing.IMAGE_SIZE}x'
-        f'{preprocessing.IMAGE_SIZE} (the centred square):\n\n{table(result)}')
+        f'{serving.latest_version(model_dir)}, at {scaling.IMAGE_SIZE}x'
+        f'{scaling.IMAGE_SIZE} (the centred square):\n\n{table(result)}')
   if out:
     with tf.io.gfile.GFile(out, 'w') as f:
       json.dump(result, f, indent=1)

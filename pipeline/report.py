@@ -20,9 +20,10 @@ from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
 from components import pusher
+from model import colour_space
 from model import metrics
-from model import preprocessing
 from model import records
+from model import scaling
 
 GRID_PHOTOS = 8
 
@@ -57,12 +58,12 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
     return []
   features = records.parse(tf.constant(serialized))
   signatures = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving')).signatures
-  predicted = preprocessing.unscale_ab(
+  predicted = scaling.unscale_ab(
       signatures['from_examples'](examples=tf.constant(serialized))['ab'])
   l = features['l']
 
   def rgb(ab):
-    return preprocessing.lab_to_rgb8_keeping_l(tf.concat([l, ab], -1)).numpy()
+    return colour_space.lab_to_rgb8_keeping_l(tf.concat([l, ab], -1)).numpy()
 
   gray, output, truth = rgb(tf.zeros_like(predicted)), rgb(predicted), rgb(features['ab'])
   return [{'source': features['source'][i].numpy().decode(), 'gray': _png(gray[i]),

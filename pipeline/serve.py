@@ -35,7 +35,7 @@ from fastapi import responses
 import starlette.exceptions
 import tensorflow as tf
 
-from model import preprocessing
+from model import decoding
 from model import serving
 from pipeline import colorize
 
@@ -230,7 +230,7 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
     for i, image in enumerate(images):
       try:
         png = colorize.colorize_photo(current.signature, image, max_megapixels)
-      except preprocessing.PhotoRejected as e:
+      except decoding.PhotoRejected as e:
         raise ApiError(413 if e.reason == 'too_large' else 400,
                        f'image {i}: {e.reason}: {e.detail}') from None
       except tf.errors.InvalidArgumentError as e:

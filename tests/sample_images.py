@@ -64,11 +64,11 @@ def mixed_folder_files():
 def yellow_blue_image(seed: int, size: int = 128) -> np.ndarray:
   """A photo whose colour follows from its luminance: bright regions yellow, dark
   regions blue. A colorizer that learns anything learns this."""
-  from model import preprocessing  # pylint: disable=import-outside-toplevel
+  from model import colour_space  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(seed)
   y, x = np.mgrid[0:size, 0:size] / size
   l = 50 + 40 * np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y
                                     + rng.uniform()))
   b = np.where(l > 50, 60.0, -50.0)
   lab = np.stack([l, np.zeros_like(l), b], -1).astype(np.float32)
-  return np.round(preprocessing.lab_to_rgb(lab).numpy() * 255).astype(np.uint8)
+  return np.round(colour_space.lab_to_rgb(lab).numpy() * 255).astype(np.uint8)

@@ -22,9 +22,11 @@ from PIL import Image, ImageCms
 import pytest
 import tensorflow as tf
 
+from model import colour_space
+from model import decoding
 from model import embedding
 from model import network
-from model import preprocessing as pp
+from model import scaling
 from model import serving
 from pipeline import cli
 from pipeline import colorize
@@ -41,7 +43,7 @@ ARTIST, ORIENTATION = 0x013B, 0x0112
 def colour_model(tmp_path_factory):
   colorizer = network.build_colorizer()
   colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
-  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(COLOUR) / pp.AB_SCALE))
+  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(COLOUR) / scaling.AB_SCALE))
   path = str(tmp_path_factory.mktemp('colour_model'))
   serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
   return path
@@ -53,7 +55,7 @@ def run(*args):
 
 
 def lightness(rgb: np.ndarray, top: float = 255.0) -> np.ndarray:
-  return pp.rgb_to_lab(tf.constant(rgb, tf.float32) / top).numpy()[..., 0]
+  return colour_space.rgb_to_lab(tf.constant(rgb, tf.float32) / top).numpy()[..., 0]
 
 
 def jpeg(rgb: np.ndarray, mode: str = 'RGB', **kwargs) -> bytes:
@@ -121,12 +123,12 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
       'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png'}
 
   for name, output in outputs.items():
-    source = pp.decode_photo(files[name][0])
-    written = pp.decode_photo(open(output, 'rb').read())
+    source = decoding.decode_photo(files[name][0])
+    written = decoding.decode_photo(open(output, 'rb').read())
     assert (written.width, written.height) == (source.width, source.height), name
     difference = np.abs(lightness(written.rgb) - lightness(source.rgb))
     assert difference.mean() < (1.5 if output.endswith('.jpg') else 0.5), name
-    assert pp.colourfulness(written.rgb) > 5, name  # It did colourize.
+    assert colour_space.colourfulness(written.rgb) > 5, name  # It did colourize.
   for name in ('1950/IMG_0001.jpg', '1960/IMG_0001.jpg', '1960/prints/cmyk.jpg'):
     image = Image.open(outputs[name])
     assert image.format == 'JPEG' and image.getexif()[ARTIST] == {
@@ -146,7 +148,7 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
   error_8 = np.abs(lightness(eight_bit) - truth).mean()
   error_16 = np.abs(lightness(colour, 65535.0) - truth).mean()
   assert error_16 < error_8 / 5, (error_16, error_8)
-  lab = pp.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
+  lab = colour_space.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
   assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), COLOUR, atol=1.0)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model import embedding
-from model import preprocessing as pp
+from model import scaling
 
 
 @pytest.fixture(scope='module')
@@ -21,10 +21,11 @@ def test_random_weights_are_seeded_and_fingerprinted(random_weights):
   rebuilt = embedding._build(None)  # pylint: disable=protected-access
   assert f'random-init:{embedding.weights_sha256(rebuilt)}' == random_weights.fingerprint
   model = embedding.build_embedder(random_weights)
-  assert model.input_shape == (None, pp.EMBEDDING_INPUT_SIZE, pp.EMBEDDING_INPUT_SIZE, 3)
-  assert model.output_shape == (None, pp.EMBEDDING_DIM)
+  assert model.input_shape == (None, scaling.EMBEDDING_INPUT_SIZE, scaling.EMBEDDING_INPUT_SIZE, 3)
+  assert model.output_shape == (None, scaling.EMBEDDING_DIM)
   vectors = model(np.zeros((2, 299, 299, 3), np.float32), training=False).numpy()
-  assert vectors.shape == (2, pp.EMBEDDING_DIM) and np.allclose(vectors.sum(axis=1), 1, atol=1e-3)
+  assert vectors.shape == (2, scaling.EMBEDDING_DIM)
+  assert np.allclose(vectors.sum(axis=1), 1, atol=1e-3)
 
 
 @pytest.fixture(scope='module')

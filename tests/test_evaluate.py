@@ -15,11 +15,12 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from model import colour_space
 from model import embedding
 from model import metrics
 from model import network
-from model import preprocessing as pp
 from model import records
+from model import scaling
 from model import serving
 from pipeline import cli
 from pipeline import evaluate
@@ -34,13 +35,13 @@ def one_colour_photo(seed: int, ab=COLOUR, width: int = 160, height: int = 120) 
   y, x = np.mgrid[0:height, 0:width] / max(width, height)
   l = 55 + 20 * np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y))
   lab = np.stack([l, np.full_like(l, ab[0]), np.full_like(l, ab[1])], -1).astype(np.float32)
-  return (pp.lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
+  return (colour_space.lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
 
 
 def constant_colour_model(path: str, ab) -> str:
   colorizer = network.build_colorizer()
   colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
-  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(ab) / pp.AB_SCALE))
+  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(ab) / scaling.AB_SCALE))
   serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
   return path
 
@@ -116,7 +117,7 @@ def test_from_l_and_from_examples_agree_on_the_ingested_records(trained, tmp_pat
   assert np.abs(from_l - from_examples.numpy()).max() < 1e-3
   assert np.abs(from_l - from_l[::-1]).max() > 0.05  # The photos' answers differ.
 
-  label = tf.concat([pp.scale_l(parsed['l']), pp.scale_ab(parsed['ab'])], axis=-1)
+  label = tf.concat([scaling.scale_l(parsed['l']), scaling.scale_ab(parsed['ab'])], axis=-1)
   expected = metrics.AbMSE()
   expected.update_state(label, from_l)
   gray = metrics.AbMSE(gray=True)

@@ -11,9 +11,11 @@ import pytest
 import tensorflow as tf
 
 from components import ingest
+from model import cropping
+from model import decoding
 from model import embedding
-from model import preprocessing as pp
 from model import records
+from model import scaling
 
 SPLITS = [('train', 50), ('eval', 50)]
 
@@ -86,12 +88,12 @@ def test_records_parse_with_the_schema_and_match_the_photos(ingested):
       data = open(source, 'rb').read()
       assert example['content_sha256'].numpy().decode() == __import__('hashlib').sha256(data).hexdigest()
       assert ingest.split_for(example['content_sha256'].numpy().decode(), SPLITS) == split
-      photo = pp.decode_photo(data, draft_size=pp.IMAGE_SIZE)
-      expected = pp.photo_to_records(photo.rgb)
-      assert np.array_equal(example['l'][..., 0], pp.dequantize_l(expected['l']))
-      assert np.array_equal(example['ab'], pp.dequantize_ab(expected['ab']))
+      photo = decoding.decode_photo(data, draft_size=scaling.IMAGE_SIZE)
+      expected = cropping.photo_to_records(photo.rgb)
+      assert np.array_equal(example['l'][..., 0], scaling.dequantize_l(expected['l']))
+      assert np.array_equal(example['ab'], scaling.dequantize_ab(expected['ab']))
       assert (int(example['height']), int(example['width'])) == (photo.height, photo.width)
-      assert example['embedding'].shape == (pp.EMBEDDING_DIM,)
+      assert example['embedding'].shape == (scaling.EMBEDDING_DIM,)
       assert np.isclose(float(tf.reduce_sum(example['embedding'])), 1.0, atol=1e-3)
 
 
@@ -99,7 +101,7 @@ def test_embeddings_equal_the_network_on_the_stored_gray_image(ingested, weights
   _, _, out, _ = ingested
   examples = read_split(out, 'train') + read_split(out, 'eval')
   network = embedding.build_embedder(weights)
-  gray = pp.embedding_input(tf.stack([example['l'] for example in examples]))
+  gray = scaling.embedding_input(tf.stack([example['l'] for example in examples]))
   expected = network(gray, training=False).numpy()
   stored = np.stack([example['embedding'] for example in examples])
   assert np.abs(stored - expected).max() < 1e-4
@@ -110,7 +112,7 @@ def test_embeddings_equal_the_network_on_the_stored_gray_image(ingested, weights
 def test_crops_are_all_written_to_their_photos_split_which_is_by_content(
     ingested, weights, tmp_path):
   """Re-ingesting the same photos under other names and among other files, with 3 crops
-  each: every crop is written, as preprocessing.crop_boxes cuts it from the photo, and
+  each: every crop is written, as cropping.crop_boxes cuts it from the photo, and
   all crops of a photo land in the split the photo had before."""
   folder, expected, out, _ = ingested
   first = {e['content_sha256'].numpy().decode(): split
@@ -137,12 +139,13 @@ def test_crops_are_all_written_to_their_photos_split_which_is_by_content(
 
   for sha, found in crops.items():
     source = found[0][2]['source'].numpy().decode()
-    photo, _ = pp.photo_crops(open(source, 'rb').read(), sha, crops_per_image=3)
-    boxes = pp.crop_boxes(*photo.rgb.shape[:2], 3, sha)
+    photo, _ = cropping.photo_crops(open(source, 'rb').read(), sha, crops_per_image=3)
+    boxes = cropping.crop_boxes(*photo.rgb.shape[:2], 3, sha)
     for _, crop, example in found:
       box = boxes[crop]
-      cut = pp.photo_to_records(photo.rgb[box.top:box.top + box.side, box.left:box.left + box.side])
-      assert np.array_equal(example['ab'], pp.dequantize_ab(cut['ab']))
+      cut = cropping.photo_to_records(
+          photo.rgb[box.top:box.top + box.side, box.left:box.left + box.side])
+      assert np.array_equal(example['ab'], scaling.dequantize_ab(cut['ab']))
 
 
 def test_split_for_spreads_hashes_by_their_buckets():

@@ -7,17 +7,17 @@ import pytest
 import tensorflow as tf
 
 from model import losses
-from model import preprocessing as pp
+from model import scaling
 from model import trainer
 
 
 def ab_image(a, b, shape=(2, 8, 8)):
-  return tf.constant(pp.scale_ab(np.stack([np.full(shape, a), np.full(shape, b)], -1)),
+  return tf.constant(scaling.scale_ab(np.stack([np.full(shape, a), np.full(shape, b)], -1)),
                      tf.float32)
 
 
 def test_ab_bins_cover_every_quantized_colour():
-  bins = losses.ab_bin(pp.scale_ab(tf.constant([[-128.0, -128.0], [127.0, 127.0], [0.0, 0.0],
+  bins = losses.ab_bin(scaling.scale_ab(tf.constant([[-128.0, -128.0], [127.0, 127.0], [0.0, 0.0],
                                                [9.9, -0.1]])))
   n = losses.BINS_PER_AXIS
   assert bins.numpy().tolist() == [0, n * n - 1, 13 * n + 13, 13 * n + 12]

@@ -3,14 +3,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from model import colour_space
 from model import metrics
-from model import preprocessing as pp
+from model import scaling
 
 
 def labels(l, a, b, shape=(2, 8, 8)):
   """Scaled `lab` labels with constant L, a, b."""
   lab = np.stack([np.full(shape, l), np.full(shape, a), np.full(shape, b)], -1)
-  return tf.constant(np.concatenate([pp.scale_l(lab[..., :1]), pp.scale_ab(lab[..., 1:])], -1),
+  return tf.constant(np.concatenate([scaling.scale_l(lab[..., :1]),
+                                     scaling.scale_ab(lab[..., 1:])], -1),
                      tf.float32)
 
 
@@ -26,7 +28,7 @@ def test_a_perfect_prediction():
   assert score(metrics.AuC(), y_true, y_pred) == pytest.approx(100.0)
   assert score(metrics.PSNR(), y_true, y_pred) > 60
   assert score(metrics.AbMSEVsGray(), y_true, y_pred) == pytest.approx(0.0)
-  rgb = pp.lab_to_rgb(tf.constant([[[60.0, 30.0, -40.0]]])) * 255
+  rgb = colour_space.lab_to_rgb(tf.constant([[[60.0, 30.0, -40.0]]])) * 255
   assert score(metrics.Colourfulness(), y_true, y_pred) == pytest.approx(
       0.3 * float(tf.norm([rgb[0, 0, 0] - rgb[0, 0, 1],
                            0.5 * (rgb[0, 0, 0] + rgb[0, 0, 1]) - rgb[0, 0, 2]])), rel=0.02)

@@ -2,14 +2,15 @@
 import numpy as np
 import tensorflow as tf
 
-from model import preprocessing as pp
+from model import cropping
 from model import records
+from model import scaling
 from sample_images import colourful_image
 
 
 def _example():
-  out = pp.photo_to_records(colourful_image(3, 200, 150))
-  embedding = np.linspace(0, 1, pp.EMBEDDING_DIM, dtype=np.float32)
+  out = cropping.photo_to_records(colourful_image(3, 200, 150))
+  embedding = np.linspace(0, 1, scaling.EMBEDDING_DIM, dtype=np.float32)
   example = records.make_example(l=out['l'].numpy(), ab=out['ab'].numpy(), embedding=embedding,
                                  source='gs://bucket/photo.jpg', content_sha256='ab' * 32,
                                  height=150, width=200)
@@ -20,8 +21,8 @@ def test_parse_single_and_batched_round_trip():
   out, embedding, serialized = _example()
   single = records.parse(tf.constant(serialized))
   assert single['l'].shape == (256, 256, 1) and single['ab'].shape == (256, 256, 2)
-  assert np.array_equal(single['l'][..., 0], pp.dequantize_l(out['l']))
-  assert np.array_equal(single['ab'], pp.dequantize_ab(out['ab']))
+  assert np.array_equal(single['l'][..., 0], scaling.dequantize_l(out['l']))
+  assert np.array_equal(single['ab'], scaling.dequantize_ab(out['ab']))
   assert np.allclose(single['embedding'], embedding)
   assert single['source'].numpy() == b'gs://bucket/photo.jpg'
   assert (int(single['height']), int(single['width'])) == (150, 200)
@@ -34,5 +35,5 @@ def test_rejects_wrongly_shaped_arrays():
   import pytest  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError):
     records.make_example(l=np.zeros((10, 10), np.uint8), ab=np.zeros((10, 10, 2), np.uint8),
-                         embedding=np.zeros(pp.EMBEDDING_DIM), source='x', content_sha256='0',
+                         embedding=np.zeros(scaling.EMBEDDING_DIM), source='x', content_sha256='0',
                          height=10, width=10)

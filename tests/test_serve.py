@@ -22,7 +22,7 @@ import requests
 import tensorflow as tf
 
 from components import pusher
-from model import preprocessing as pp
+from model import colour_space
 from pipeline import serve
 from sample_images import colourful_image, encode, huge_png
 
@@ -126,8 +126,8 @@ def test_predict_like_tf_serving(server):
   colour = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction['b64']))))
   assert colour.shape == (150, 200, 3)
   gray = np.asarray(Image.open(io.BytesIO(photo)), np.float32) / 255
-  input_l = pp.rgb_to_lab(np.repeat(gray[..., None], 3, 2)).numpy()[..., 0]
-  output_l = pp.rgb_to_lab(colour.astype(np.float32) / 255).numpy()[..., 0]
+  input_l = colour_space.rgb_to_lab(np.repeat(gray[..., None], 3, 2)).numpy()[..., 0]
+  output_l = colour_space.rgb_to_lab(colour.astype(np.float32) / 255).numpy()[..., 0]
   assert np.abs(output_l - input_l).mean() < 1.0  # The photo's own light, coloured.
 
   # The columnar format, a named input, a given version, and several photos at once.

@@ -9,10 +9,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import ingest
+from model import colour_space
 from model import embedding
 from model import network
-from model import preprocessing as pp
 from model import records
+from model import scaling
 from model import serving
 from sample_images import colourful_image, encode, yellow_blue_image
 
@@ -28,7 +29,7 @@ def colorize(loaded, *images):
 
 
 def lightness(rgb_uint8):
-  return pp.rgb_to_lab(tf.constant(rgb_uint8, tf.float32) / 255.0).numpy()[..., 0]
+  return colour_space.rgb_to_lab(tf.constant(rgb_uint8, tf.float32) / 255.0).numpy()[..., 0]
 
 
 def with_alpha(rgb):
@@ -65,7 +66,7 @@ def test_colourized_output_keeps_the_input_luminance(loaded):
   difference = np.abs(lightness(output) - lightness(np.repeat(gray[..., None], 3, axis=2)))
   assert difference.mean() < 1.0
   assert np.percentile(difference, 99) < 3.0
-  assert float(pp.colourfulness(output)) > 10  # It did colourize.
+  assert float(colour_space.colourfulness(output)) > 10  # It did colourize.
 
 
 @pytest.fixture(scope='module')
@@ -109,11 +110,11 @@ def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, s
   data, record = photos['wide.png']
   served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
   pixels = tf.constant(np.asarray(Image.open(io.BytesIO(data))))
-  squeezed = pp.rgb_to_lab(pp.at_model_size(pixels, crop=False))[..., :1]
+  squeezed = colour_space.rgb_to_lab(scaling.at_model_size(pixels))[..., :1]
   assert np.abs(served['l'][0].numpy() - squeezed.numpy()).max() < 1e-3
   assert np.abs(served['l'][0].numpy() - record['l'].numpy()).mean() > 5  # Not the crop.
   embedder = embedding.build_embedder(sharp_weights)
-  expected = embedder(pp.embedding_input(squeezed[None]), training=False).numpy()[0]
+  expected = embedder(scaling.embedding_input(squeezed[None]), training=False).numpy()[0]
   assert np.abs(served['embedding'][0].numpy() - expected).max() < 1e-4
 
 

@@ -1,0 +1,181 @@
+"""Photo files -> 8-bit sRGB with Pillow, or the reason a file is rejected.
+
+Ingestion, `colorizer colorize`, `colorizer evaluate` and `colorizer serve` decode with
+`decode_photo`, and turn any failure into a reason with `rejection`, so that they all
+take and refuse the same files for the same reasons.
+"""
+import io
+import struct
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+MIN_SIDE = 32
+"""Photos with a side shorter than this are rejected as too small."""
+
+DEFAULT_MAX_MEGAPIXELS = 50.0
+"""Photos above this many megapixels are rejected from their header, before decoding."""
+
+SUPPORTED_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP', 'WEBP', 'TIFF')
+"""Pillow format names that ingestion decodes; anything else is rejected as unsupported."""
+
+# The signatures of formats that Pillow cannot read but a user may well have in a photo
+# folder; they are reported as unsupported formats rather than as broken files.
+_UNSUPPORTED_SIGNATURES = (
+    (b'<svg', 'SVG'), (b'<?xml', 'SVG/XML'), (b'%PDF', 'PDF'), (b'8BPS', 'PSD'),
+    (b'\x00\x00\x00\x0cjP  ', 'JPEG 2000'), (b'\xff\x4f\xff\x51', 'JPEG 2000'),
+)
+_FTYP_BRANDS = {b'heic': 'HEIC', b'heix': 'HEIC', b'mif1': 'HEIF', b'avif': 'AVIF'}
+# The leading bytes of the supported formats: a file that starts like one but that
+# Pillow cannot even open is a broken image, not some other kind of file.
+_SUPPORTED_SIGNATURES = (
+    (b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'GIF8', 'GIF'),
+    (b'BM', 'BMP'), (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'),
+)
+
+
+class PhotoRejected(Exception):
+  """A file that ingestion cannot use; `reason` is one of REJECT_REASONS."""
+
+  def __init__(self, reason: str, detail: str):
+    super().__init__(f'{reason}: {detail}')
+    self.reason = reason
+    self.detail = detail
+
+
+REJECT_REASONS = (
+    'unreadable',          # the file could not be read (I/O error, a directory)
+    'empty',               # 0 bytes
+    'not_an_image',        # not an image format that anything here recognises
+    'unsupported_format',  # an image format ingestion does not take (SVG, PDF, HEIC, ...)
+    'truncated',           # the image data ends early
+    'undecodable',         # a supported format whose data is corrupt
+    'too_small',           # a side under MIN_SIDE pixels
+    'too_large',           # over --max-megapixels, judged from the header
+    'no_colour',           # colourfulness under MIN_COLOURFULNESS
+    'duplicate',           # the same bytes as another input file, which is written instead
+)
+
+
+class DecodedPhoto(NamedTuple):
+  rgb: np.ndarray  # uint8 [height, width, 3] sRGB, after EXIF orientation (maybe draft-reduced)
+  height: int      # the photo's own size after EXIF orientation, before any reduction
+  width: int
+  format: str = ''         # Pillow's name of the file's format: 'JPEG', 'PNG', ...
+  exif: bytes = b''        # the file's EXIF, its orientation reset to upright
+  icc_profile: bytes = b''
+
+
+_GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
+
+
+def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 draft_size: int = 0, keep_gray: bool = False) -> DecodedPhoto:
+  """Decodes image bytes to 8-bit sRGB, or raises PhotoRejected saying why not.
+
+  Takes JPEG, PNG, GIF (first frame), BMP, WebP and TIFF; applies EXIF orientation;
+  turns CMYK, palette, 16-bit and alpha images into 8-bit sRGB (alpha composited on
+  white; an embedded ICC profile is converted to sRGB). The size limit is checked on
+  the header, before any pixel is decoded, so a decompression bomb costs nothing.
+  `draft_size` > 0 lets JPEG decode at a reduced scale whose sides stay >= draft_size,
+  which is several times faster for large photos that are resized afterwards anyway.
+  `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
+  (`colorizer colorize` takes a scan's luminance from all of its bits).
+  """
+  if not data:
+    raise PhotoRejected('empty', 'the file has 0 bytes')
+  try:
+    image = Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as e:
+    raise PhotoRejected('too_large', str(e)) from None
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    raise _unrecognised(data, e) from None
+
+  width, height = image.size
+  file_format = image.format
+  if image.format not in SUPPORTED_FORMATS:
+    raise PhotoRejected('unsupported_format', f'{image.format} images are not ingested; '
+                        f'supported: {", ".join(SUPPORTED_FORMATS)}')
+  if width * height > max_megapixels * 1e6:
+    raise PhotoRejected('too_large', f'{width}x{height} is {width * height / 1e6:.1f} '
+                        f'megapixels, over the limit of {max_megapixels:g}')
+  if min(width, height) < MIN_SIDE:
+    raise PhotoRejected('too_small', f'{width}x{height} has a side under {MIN_SIDE} pixels')
+
+  try:
+    if draft_size and image.format == 'JPEG':
+      image.draft('RGB', (draft_size, draft_size))
+    image.load()
+    orientation = image.getexif().get(0x0112, 1)
+    image = ImageOps.exif_transpose(image)
+    if keep_gray and image.mode in _GRAY_MODES:
+      rgb = _gray(image)
+    else:
+      rgb = _to_srgb8(image)
+  except Image.DecompressionBombError as e:
+    raise PhotoRejected('too_large', str(e)) from None
+  except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
+    message = str(e) or type(e).__name__
+    reason = 'truncated' if 'truncated' in message or isinstance(e, EOFError) else 'undecodable'
+    raise PhotoRejected(reason, f'{file_format}: {message}') from None
+  if orientation in (5, 6, 7, 8):
+    width, height = height, width
+  return DecodedPhoto(rgb, height, width, file_format, image.info.get('exif', b''),
+                      image.info.get('icc_profile') or b'')
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+  """A gray Pillow image -> [H, W, 1]: uint8, or uint16 for 16 bits (Pillow's 'I' too)."""
+  if image.mode == 'L':
+    return np.asarray(image, np.uint8)[..., None]
+  return np.clip(np.asarray(image, np.int64), 0, 65535).astype(np.uint16)[..., None]
+
+
+def _unrecognised(data: bytes, error: Exception) -> PhotoRejected:
+  """Why Pillow could not open `data`: a broken image, another format, or no image."""
+  message = str(error) or type(error).__name__
+  looks_like = next((name for signature, name in _SUPPORTED_SIGNATURES
+                     if data.startswith(signature)), None)
+  if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+    looks_like = 'WEBP'
+  if looks_like:
+    reason = 'truncated' if 'runcated' in message else 'undecodable'
+    return PhotoRejected(reason, f'{looks_like}: {message}')
+  head = data[:64].lstrip()
+  for signature, name in _UNSUPPORTED_SIGNATURES:
+    if head.startswith(signature):
+      return PhotoRejected('unsupported_format', f'{name} files are not ingested')
+  if data[4:8] == b'ftyp' and data[8:12] in _FTYP_BRANDS:
+    return PhotoRejected('unsupported_format', f'{_FTYP_BRANDS[data[8:12]]} files are not ingested')
+  return PhotoRejected('not_an_image', 'no image format recognised in the file')
+
+
+_SRGB_PROFILE = ImageCms.createProfile('sRGB')
+
+
+def _to_srgb8(image: Image.Image) -> np.ndarray:
+  """Any Pillow mode -> uint8 [H, W, 3] sRGB."""
+  icc = image.info.get('icc_profile')
+  if icc and image.mode in ('RGB', 'RGBA', 'CMYK'):
+    try:
+      source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+      mode = 'RGBA' if image.mode == 'RGBA' else 'RGB'
+      image = ImageCms.profileToProfile(image, source, _SRGB_PROFILE, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError):
+      pass  # A broken profile: fall back to treating the pixels as sRGB.
+  if image.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
+    # Pillow's own convert('L') clips 16-bit values instead of scaling them.
+    gray = np.asarray(image, dtype=np.float64)
+    gray = np.clip(np.round(gray / 257.0), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+  if image.mode == 'F':
+    gray = np.asarray(image, dtype=np.float64)
+    scale = 255.0 if gray.max(initial=0.0) <= 1.0 else 1.0 / 257.0
+    gray = np.clip(np.round(gray * scale), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+  if image.mode in ('RGBA', 'LA', 'PA') or (image.mode == 'P' and 'transparency' in image.info):
+    rgba = image.convert('RGBA')
+    white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+    image = Image.alpha_composite(white, rgba)
+  return np.asarray(image.convert('RGB'), dtype=np.uint8)

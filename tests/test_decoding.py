@@ -1,0 +1,121 @@
+"""Decoding photo files with Pillow, and the reasons for rejecting them (model.decoding)."""
+import io
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from model import decoding
+from reference import close_to
+from sample_images import colourful_image, encode, huge_png
+
+pytestmark = pytest.mark.fast
+
+RGB = colourful_image(42, 120, 90)
+
+
+@pytest.mark.parametrize('fmt, kwargs, tolerance', [
+    ('JPEG', {'quality': 95}, 3.0), ('PNG', {}, 0.0), ('BMP', {}, 0.0),
+    ('WEBP', {'lossless': True}, 0.0), ('TIFF', {}, 0.0), ('GIF', {}, 12.0)])
+def test_decodes_every_supported_format(fmt, kwargs, tolerance):
+  photo = decoding.decode_photo(encode(RGB, fmt, **kwargs))
+  assert photo.rgb.dtype == np.uint8 and photo.rgb.shape == RGB.shape
+  assert (photo.height, photo.width) == RGB.shape[:2]
+  assert close_to(photo.rgb, RGB, tolerance)
+
+
+def test_gif_takes_the_first_frame():
+  frames = [Image.fromarray(RGB), Image.fromarray(255 - RGB)]
+  buffer = io.BytesIO()
+  frames[0].save(buffer, 'GIF', save_all=True, append_images=frames[1:])
+  photo = decoding.decode_photo(buffer.getvalue())
+  assert close_to(photo.rgb, RGB, 12.0) and not close_to(photo.rgb, 255 - RGB, 12.0)
+
+
+def test_alpha_is_composited_on_white():
+  rgba = np.concatenate([RGB, np.zeros(RGB.shape[:2] + (1,), np.uint8)], axis=2)
+  rgba[:, : RGB.shape[1] // 2, 3] = 255  # Left half opaque, right half transparent.
+  photo = decoding.decode_photo(encode(rgba, 'PNG'))
+  half = RGB.shape[1] // 2
+  assert np.array_equal(photo.rgb[:, :half], RGB[:, :half])
+  assert (photo.rgb[:, half:] == 255).all()
+
+
+def test_palette_png():
+  data = io.BytesIO()
+  Image.fromarray(RGB).quantize(64).save(data, 'PNG')
+  photo = decoding.decode_photo(data.getvalue())
+  assert photo.rgb.shape == RGB.shape and close_to(photo.rgb, RGB, 12.0)
+
+
+def test_sixteen_bit_gray_png_is_scaled_not_clipped():
+  gray16 = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+  buffer = io.BytesIO()
+  Image.fromarray(gray16).save(buffer, 'PNG')
+  photo = decoding.decode_photo(buffer.getvalue())
+  assert photo.rgb[0, 0, 0] == 0 and photo.rgb[-1, -1, 0] == 255
+  assert np.array_equal(photo.rgb[..., 0], np.round(gray16 / 257).astype(np.uint8))
+
+
+def test_cmyk_jpeg_becomes_rgb():
+  buffer = io.BytesIO()
+  Image.fromarray(RGB).convert('CMYK').save(buffer, 'JPEG', quality=95)
+  photo = decoding.decode_photo(buffer.getvalue())
+  assert photo.rgb.shape == RGB.shape and close_to(photo.rgb, RGB, 4.0)
+
+
+def test_exif_orientation_is_applied():
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Rotated 90° clockwise for display.
+  buffer = io.BytesIO()
+  Image.fromarray(RGB).save(buffer, 'JPEG', quality=95, exif=exif)
+  photo = decoding.decode_photo(buffer.getvalue())
+  assert (photo.height, photo.width) == (RGB.shape[1], RGB.shape[0])
+  assert close_to(photo.rgb, np.rot90(RGB, k=-1), 3.0)
+
+
+def test_icc_profile_is_converted_to_srgb():
+  from PIL import ImageCms  # pylint: disable=import-outside-toplevel
+  lab_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+  photo = decoding.decode_photo(encode(RGB, 'PNG', icc_profile=lab_profile))
+  assert close_to(photo.rgb, RGB, 1.0)
+
+
+def test_draft_decodes_large_jpegs_reduced_but_not_below_the_requested_size():
+  big = np.kron(RGB, np.ones((8, 8, 1), np.uint8))  # 960x720
+  photo = decoding.decode_photo(encode(big, 'JPEG', quality=90), draft_size=256)
+  assert (photo.height, photo.width) == big.shape[:2]  # The photo's own size is reported.
+  assert min(photo.rgb.shape[:2]) >= 256 and photo.rgb.shape[0] < big.shape[0]
+
+
+@pytest.mark.parametrize('data, reason', [
+    (b'', 'empty'),
+    (b'just some text, not an image\n', 'not_an_image'),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"/>', 'unsupported_format'),
+    (b'%PDF-1.4 ...', 'unsupported_format'),
+    (b'\x00\x00\x00\x18ftypheic' + bytes(64), 'unsupported_format'),
+    (encode(RGB, 'JPEG')[:300], 'truncated'),
+    (encode(RGB, 'JPEG')[:1500], 'truncated'),
+    (encode(RGB, 'PNG')[:2000], 'truncated'),
+    (b'\x89PNG\r\n\x1a\n' + bytes(100), 'undecodable'),
+    (encode(colourful_image(1, 31, 200), 'PNG'), 'too_small'),
+    (encode(RGB, 'PPM'), 'unsupported_format'),
+])
+def test_rejects_with_a_reason(data, reason):
+  with pytest.raises(decoding.PhotoRejected) as raised:
+    decoding.decode_photo(data)
+  assert raised.value.reason == reason
+  assert raised.value.reason in decoding.REJECT_REASONS and raised.value.detail
+
+
+def test_too_large_is_rejected_from_the_header_without_decoding(monkeypatch):
+  data = huge_png()  # 120 megapixels: decoding would take 360 MB as RGB.
+  loads = []
+  real_load = Image.Image.load
+  monkeypatch.setattr(Image.Image, 'load', lambda self: loads.append(self) or real_load(self))
+  with pytest.raises(decoding.PhotoRejected) as raised:
+    decoding.decode_photo(data, max_megapixels=50)
+  assert raised.value.reason == 'too_large' and '120.0 megapixels' in raised.value.detail
+  assert not loads  # No pixel was decoded.
+  photo = decoding.decode_photo(encode(RGB, 'PNG'), max_megapixels=0.02)  # 0.0108 MP passes.
+  assert photo.rgb.shape == RGB.shape and loads
