@@ -169,18 +169,11 @@ class _DecodeFn(beam.DoFn):
   def process(self, element):
     sha256, path = element
     try:
-      data = read(path)
-    except (OSError, IOError) as e:
-      yield _rejected(path, 'unreadable', str(e))
-      return
-    try:
-      photo, crops = cropping.photo_crops(data, sha256, self._max_megapixels, self._crops)
+      photo, crops = decoding.read_and_decode(
+          lambda: read(path),
+          lambda data: cropping.photo_crops(data, sha256, self._max_megapixels, self._crops))
     except decoding.PhotoRejected as e:
       yield _rejected(path, e.reason, e.detail)
-      return
-    except Exception as e:  # pylint: disable=broad-except
-      # One odd file must not stop the job: it is reported with the error instead.
-      yield _rejected(path, 'undecodable', f'{type(e).__name__}: {e}')
       return
     for crop, lab in enumerate(crops):
       yield Photo(path, sha256, photo.height, photo.width, lab['l'].numpy(),

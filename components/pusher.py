@@ -28,18 +28,13 @@ from tfx.utils import io_utils
 from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
+from model import serving
+
 KEEP_VERSIONS = 'keep_versions'
 _INCOMING = '.incoming-'
 PUSHED_FROM = os.path.join('assets.extra', 'pushed_from')  # Ignored by TF Serving.
 # The blessing's record of the served version the Evaluator gated against (its path).
 BASELINE_KEY = 'baseline_model'
-
-
-def numbered_versions(serving_dir: str) -> List[int]:
-  if not fileio.exists(serving_dir):
-    return []
-  return sorted(int(name.rstrip('/')) for name in fileio.listdir(serving_dir)
-                if name.rstrip('/').isdigit())
 
 
 def is_complete(version_dir: str) -> bool:
@@ -50,7 +45,7 @@ def is_complete(version_dir: str) -> bool:
 
 def served_model(serving_dir: str) -> Optional[str]:
   """The newest version in `serving_dir` that a model server can load, or None."""
-  for version in reversed(numbered_versions(serving_dir)):
+  for version in reversed(serving.numbered_versions(serving_dir)):
     path = os.path.join(serving_dir, str(version))
     if fileio.exists(os.path.join(path, 'saved_model.pb')):
       return path
@@ -67,7 +62,7 @@ def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> st
   A model that is already the newest complete version is not pushed again; a newest
   version without `saved_model.pb` on an object store (a push that died halfway) is
   copied into again."""
-  existing = numbered_versions(serving_dir)
+  existing = serving.numbered_versions(serving_dir)
   version = max([int(time.time())] + [v + 1 for v in existing])
   if existing:
     newest = os.path.join(serving_dir, str(existing[-1]))
@@ -89,7 +84,7 @@ def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> st
     io_utils.copy_dir(model_path, staged)
     _write_pushed_from(staged, model_path)
     os.rename(staged, final)
-  for old in numbered_versions(serving_dir)[:-keep_versions] if keep_versions > 0 else []:
+  for old in serving.numbered_versions(serving_dir)[:-keep_versions] if keep_versions > 0 else []:
     fileio.rmtree(os.path.join(serving_dir, str(old)))
   logging.info('Pushed %s as %s', model_path, final)
   return final

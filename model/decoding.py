@@ -1,12 +1,12 @@
 """Photo files -> 8-bit sRGB with Pillow, or the reason a file is rejected.
 
 Ingestion, `colorizer colorize`, `colorizer evaluate` and `colorizer serve` decode with
-`decode_photo`, and turn any failure into a reason with `rejection`, so that they all
-take and refuse the same files for the same reasons.
+`decode_photo` and turn any failure into a reason with `rejection` (`read_and_decode`),
+so that they all take and refuse the same files for the same reasons.
 """
 import io
 import struct
-from typing import NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -56,6 +56,32 @@ REJECT_REASONS = (
     'no_colour',           # colourfulness under MIN_COLOURFULNESS
     'duplicate',           # the same bytes as another input file, which is written instead
 )
+
+
+def rejection(error: Exception) -> PhotoRejected:
+  """Why decoding a file failed: a PhotoRejected as it is; any other error (Pillow,
+  numpy or TensorFlow on an odd file) as 'undecodable', with its type and message."""
+  if isinstance(error, PhotoRejected):
+    return error
+  message = getattr(error, 'message', None) or str(error)  # TensorFlow's, without its op
+  return PhotoRejected('undecodable', f'{type(error).__name__}: {message}')
+
+
+Decoded = TypeVar('Decoded')
+
+
+def read_and_decode(read: Callable[[], bytes], decode: Callable[[bytes], Decoded]) -> Decoded:
+  """`decode(read())`, every failure raised as a PhotoRejected: 'unreadable' when
+  reading fails, else the decoding error's `rejection`. So one odd file is reported
+  with its reason, and never stops a job."""
+  try:
+    data = read()
+  except Exception as e:  # pylint: disable=broad-except
+    raise PhotoRejected('unreadable', getattr(e, 'message', None) or str(e)) from None
+  try:
+    return decode(data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise rejection(e) from None
 
 
 class DecodedPhoto(NamedTuple):

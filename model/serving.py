@@ -23,6 +23,8 @@ The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
 """
 import os
+from typing import List
+
 import tensorflow as tf
 
 from model import embedding
@@ -35,6 +37,13 @@ from model import scaling
 WEIGHTS_FINGERPRINT_FILE = os.path.join('assets.extra', 'embedding_weights')
 INPUT_KEY = 'image_bytes'
 OUTPUT_KEY = 'colorized_bytes'
+
+# The signatures' names (see above).
+SERVING_DEFAULT = 'serving_default'
+PREPARE_IMAGE = 'prepare_image'
+FROM_L = 'from_l'
+FROM_EXAMPLES = 'from_examples'
+TRANSFORM_FEATURES = 'transform_features'
 
 
 class _Colorize(tf.Module):
@@ -61,8 +70,8 @@ class _Colorize(tf.Module):
                          tf.TensorSpec([None, scaling.EMBEDDING_DIM], tf.float32)])
 
   def _prepare(self, image_bytes: tf.Tensor):
-    pixels = graph_decoding.decode_image(image_bytes)                 # [H, W, 1 or 3] uint8
-    l_small = full_resolution.l_at_model_size(pixels)             # [256, 256, 1]
+    pixels = graph_decoding.decode_image(image_bytes)  # [H, W, 1 or 3] uint8
+    l_small = full_resolution.l_at_model_size(pixels)  # [256, 256, 1]
     return pixels, l_small
 
   def _predict_ab(self, l_small: tf.Tensor) -> tf.Tensor:
@@ -73,7 +82,7 @@ class _Colorize(tf.Module):
   def colorize_one(self, image_bytes: tf.Tensor) -> tf.Tensor:
     pixels, l_small = self._prepare(image_bytes)
     colourized = full_resolution.colourized(pixels, l_small,
-                                          self._predict_ab(l_small[None])[0])  # [H, W, 3]
+                                            self._predict_ab(l_small[None])[0])  # [H, W, 3]
     # zlib level 1: a 12-megapixel PNG encodes in a sixth of the default level's time
     # for about 15% more bytes.
     return tf.io.encode_png(colourized, compression=1)
@@ -115,11 +124,11 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
   exported.set_weights(colorizer.get_weights())
   module = _Colorize(exported, embedding.build_embedder(weights))
   tf.saved_model.save(module, export_dir, signatures={
-      'serving_default': module.serving_default.get_concrete_function(),
-      'prepare_image': module.prepare_image.get_concrete_function(),
-      'from_l': module.from_l.get_concrete_function(),
-      'from_examples': module.from_examples.get_concrete_function(),
-      'transform_features': module.transform_features.get_concrete_function(),
+      SERVING_DEFAULT: module.serving_default.get_concrete_function(),
+      PREPARE_IMAGE: module.prepare_image.get_concrete_function(),
+      FROM_L: module.from_l.get_concrete_function(),
+      FROM_EXAMPLES: module.from_examples.get_concrete_function(),
+      TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
   })
   fingerprint_file = os.path.join(export_dir, WEIGHTS_FINGERPRINT_FILE)
   tf.io.gfile.makedirs(os.path.dirname(fingerprint_file))
@@ -127,13 +136,22 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
     f.write(weights.fingerprint)
 
 
+def numbered_versions(serving_dir: str) -> List[int]:
+  """The numbered versions in a serving folder, oldest first; [] when there is no
+  folder. (A push in progress, `.incoming-<v>`, is not one.)"""
+  try:
+    names = tf.io.gfile.listdir(serving_dir)
+  except tf.errors.NotFoundError:
+    return []
+  return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
+
+
 def latest_version(model_dir: str) -> str:
   """A SavedModel folder, or a serving folder of numbered versions -> the SavedModel
   folder to load (the highest version)."""
   if tf.io.gfile.exists(os.path.join(model_dir, 'saved_model.pb')):
     return model_dir
-  versions = [int(name.rstrip('/')) for name in tf.io.gfile.listdir(model_dir)
-              if name.rstrip('/').isdigit()]
+  versions = numbered_versions(model_dir)
   if not versions:
     raise ValueError(f'{model_dir} holds neither a SavedModel nor numbered versions of one')
   return os.path.join(model_dir, str(max(versions)))

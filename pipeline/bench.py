@@ -333,7 +333,7 @@ def _jpeg(seed: int, width: int, height: int) -> bytes:
 def bench_serve(export_dir: str, weights: embedding.EmbeddingWeights, sizes: Sizes) -> Dict:
   """The exported model's serving_default against the bare networks (the same
   architecture; latency does not depend on the weights' values)."""
-  signature = tf.saved_model.load(export_dir).signatures['serving_default']
+  signature = tf.saved_model.load(export_dir).signatures[serving.SERVING_DEFAULT]
   colorizer = network.build_colorizer()
   small = tf.constant([_jpeg(0, scaling.IMAGE_SIZE, scaling.IMAGE_SIZE)])
   large = tf.constant([_jpeg(1, *sizes.fullres_side)])
@@ -439,7 +439,7 @@ def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
     return _timed_colorize(folders[count], export_dir,
                            os.path.join(workdir, f'colorized-{len(runs)}'), sizes.beam_args)
 
-  signature = tf.saved_model.load(export_dir).signatures['from_l']
+  signature = tf.saved_model.load(export_dir).signatures[serving.FROM_L]
   l = np.stack([colorize.decode(colorize.Input(path, ''), configs.MAX_MEGAPIXELS).l
                 for path in files[long]])
   batch = colorize.BATCH_SIZE

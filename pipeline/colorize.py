@@ -220,16 +220,11 @@ _colourized = {dtype: tf.function(full_resolution.colourized, input_signature=sp
 def decode(item: Input, max_megapixels: float):
   """Input -> Photo, or the FileStatus of its rejection (ingestion's reasons)."""
   try:
-    data = ingest.read(item.source)
-  except (OSError, IOError) as e:
-    return _rejected(item.source, 'unreadable', str(e))
-  try:
-    photo = decoding.decode_photo(data, max_megapixels, keep_gray=True)
+    photo = decoding.read_and_decode(
+        lambda: ingest.read(item.source),
+        lambda data: decoding.decode_photo(data, max_megapixels, keep_gray=True))
   except decoding.PhotoRejected as e:
     return _rejected(item.source, e.reason, e.detail)
-  except Exception as e:  # pylint: disable=broad-except
-    # One odd file must not stop the job: it is reported with the error instead.
-    return _rejected(item.source, 'undecodable', f'{type(e).__name__}: {e}')
   pixels = photo.rgb
   l = _l_at_model_size[tf.as_dtype(pixels.dtype)](pixels).numpy()
   return Photo(item.source, item.output, pixels, l, photo.exif, photo.icc_profile)
@@ -275,7 +270,7 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
   def run_inference(self, batch: Sequence[Photo], model, inference_args=None
                     ) -> Iterable[inference.PredictionResult]:
     l = tf.constant(np.stack([photo.l for photo in batch]))         # [N, 256, 256, 1]
-    ab = model.signatures['from_l'](l=l)['ab'].numpy()              # [N, 256, 256, 2]
+    ab = model.signatures[serving.FROM_L](l=l)['ab'].numpy()         # [N, 256, 256, 2]
     return [inference.PredictionResult(photo, photo_ab) for photo, photo_ab in zip(batch, ab)]
 
   def batch_elements_kwargs(self):

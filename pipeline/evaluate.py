@@ -33,9 +33,12 @@ GRID_PHOTOS = 8
 _GRID_SIDE = 192
 
 
-def _prepare(path: str, max_megapixels: float) -> Dict[str, np.ndarray]:
+def _read(path: str) -> bytes:
   with tf.io.gfile.GFile(path, 'rb') as f:
-    data = f.read()
+    return f.read()
+
+
+def _prepare(data: bytes, max_megapixels: float) -> Dict[str, np.ndarray]:
   _, crops = cropping.photo_crops(data, hashlib.sha256(data).hexdigest(), max_megapixels)
   return {'l': scaling.dequantize_l(crops[0]['l'])[..., None].numpy(),   # [256, 256, 1]
           'ab': scaling.dequantize_ab(crops[0]['ab']).numpy()}          # [256, 256, 2]
@@ -70,10 +73,10 @@ def evaluate(model_dir: str, data: str,
   and the skipped ones with their reasons."""
   files = colorize.expand_inputs([data])
   loaded = tf.saved_model.load(serving.latest_version(model_dir))
-  if 'from_l' not in loaded.signatures:
-    raise ValueError(f'{model_dir} has no from_l signature: it was exported by an older '
+  if serving.FROM_L not in loaded.signatures:
+    raise ValueError(f'{model_dir} has no {serving.FROM_L} signature: it was exported by an older '
                      'version of the colorizer; export it again (rerun the pipeline)')
-  predict = loaded.signatures['from_l']
+  predict = loaded.signatures[serving.FROM_L]
   scores = metrics.create_all()
   skipped, scored, grid_rows = [], [], []
   for start in tqdm(range(0, len(files), BATCH_SIZE), desc='evaluate', unit='batch',
@@ -81,17 +84,12 @@ def evaluate(model_dir: str, data: str,
     photos = []
     for path in files[start:start + BATCH_SIZE]:
       try:
-        photos.append(_prepare(path, max_megapixels))
+        photos.append(decoding.read_and_decode(
+            lambda: _read(path),  # pylint: disable=cell-var-from-loop
+            lambda data: _prepare(data, max_megapixels)))
         scored.append(path)
       except decoding.PhotoRejected as e:
         skipped.append({'source': path, 'reason': e.reason, 'detail': e.detail})
-      except (OSError, tf.errors.OpError) as e:
-        skipped.append({'source': path, 'reason': 'unreadable',
-                        'detail': getattr(e, 'message', None) or str(e)})
-      except Exception as e:  # pylint: disable=broad-except
-        # As in ingestion: one odd file is reported, the others are still scored.
-        skipped.append({'source': path, 'reason': 'undecodable',
-                        'detail': f'{type(e).__name__}: {e}'})
     if not photos:
       continue
     l = np.stack([photo['l'] for photo in photos])                  # [N, 256, 256, 1]

@@ -24,6 +24,7 @@ from components import example_gen
 from components import pusher
 from model import hyperparameters as hp
 from model import metrics
+from model import serving
 from pipeline import configs
 
 _METRICS_MODULE = metrics.__name__
@@ -47,9 +48,9 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
           upper_bound={'value': 1.0 - min_improvement_over_gray})),
   }
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name='from_examples', label_key='lab',
-                                  prediction_key='ab',
-                                  preprocessing_function_names=['transform_features'])],
+      model_specs=[tfma.ModelSpec(
+          signature_name=serving.FROM_EXAMPLES, label_key='lab', prediction_key='ab',
+          preprocessing_function_names=[serving.TRANSFORM_FEATURES])],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           metric(metric_class.__name__, name, gray, thresholds.get(name))

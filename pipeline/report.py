@@ -19,11 +19,11 @@ import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
-from components import pusher
 from model import colour_space
 from model import metrics
 from model import records
 from model import scaling
+from model import serving
 
 GRID_PHOTOS = 8
 
@@ -59,7 +59,7 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
   features = records.parse(tf.constant(serialized))
   signatures = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving')).signatures
   predicted = scaling.unscale_ab(
-      signatures['from_examples'](examples=tf.constant(serialized))['ab'])
+      signatures[serving.FROM_EXAMPLES](examples=tf.constant(serialized))['ab'])
   l = features['l']
 
   def rgb(ab):
@@ -93,7 +93,7 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
             for per_slice in validation.metric_validations_per_slice
             for failure in per_slice.failures]
   failures = [html.escape(failure) for failure in failed]
-  versions = pusher.numbered_versions(serving_dir)
+  versions = serving.numbered_versions(serving_dir)
 
   def cell(value: Optional[float]) -> str:
     return 'none yet' if value is None else f'{value:.4f}'

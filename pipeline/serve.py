@@ -40,7 +40,7 @@ from model import serving
 from pipeline import colorize
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'serve_page.html')
-SIGNATURE = 'serving_default'
+SIGNATURE = serving.SERVING_DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +76,6 @@ class ModelVersions:
     with self._lock:
       return self._current
 
-  def versions(self) -> List[int]:
-    """The numbered versions on disk (a push in progress, `.incoming-<v>`, is not one)."""
-    try:
-      names = tf.io.gfile.listdir(self.base_path)
-    except tf.errors.NotFoundError:
-      return []
-    return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
-
   def _ready(self, version: int, now: float) -> bool:
     if now < self._retry_at.get(version, (0.0, 0.0))[0]:
       return False
@@ -94,7 +86,7 @@ class ModelVersions:
     to be retried, if it is not the one serving."""
     current = self.current
     now = time.monotonic()
-    versions = [v for v in self.versions()
+    versions = [v for v in serving.numbered_versions(self.base_path)
                 if (current and v == current.version) or self._ready(v, now)]
     if not versions or (current and versions[-1] == current.version):
       return
@@ -230,11 +222,10 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
     for i, image in enumerate(images):
       try:
         png = colorize.colorize_photo(current.signature, image, max_megapixels)
-      except decoding.PhotoRejected as e:
-        raise ApiError(413 if e.reason == 'too_large' else 400,
-                       f'image {i}: {e.reason}: {e.detail}') from None
-      except tf.errors.InvalidArgumentError as e:
-        raise ApiError(400, f'image {i}: {e.message}') from None
+      except (decoding.PhotoRejected, tf.errors.InvalidArgumentError) as e:
+        rejected = decoding.rejection(e)
+        raise ApiError(413 if rejected.reason == 'too_large' else 400,
+                       f'image {i}: {rejected.reason}: {rejected.detail}') from None
       results.append({'b64': base64.b64encode(png).decode('ascii')})
     return results
 

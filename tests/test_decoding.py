@@ -119,3 +119,19 @@ def test_too_large_is_rejected_from_the_header_without_decoding(monkeypatch):
   assert not loads  # No pixel was decoded.
   photo = decoding.decode_photo(encode(RGB, 'PNG'), max_megapixels=0.02)  # 0.0108 MP passes.
   assert photo.rgb.shape == RGB.shape and loads
+
+
+def test_read_and_decode_turns_every_failure_into_a_reason():
+  def fail(error):
+    def raise_it(*_):
+      raise error
+    return raise_it
+
+  assert decoding.read_and_decode(lambda: b'data', bytes.upper) == b'DATA'
+  cases = [(fail(OSError('no such file')), bytes, 'unreadable', 'no such file'),
+           (lambda: b'', decoding.decode_photo, 'empty', 'the file has 0 bytes'),
+           (lambda: b'x', fail(IndexError('odd')), 'undecodable', 'IndexError: odd')]
+  for read, decode, reason, detail in cases:
+    with pytest.raises(decoding.PhotoRejected) as raised:
+      decoding.read_and_decode(read, decode)
+    assert (raised.value.reason, raised.value.detail) == (reason, detail)

@@ -111,8 +111,8 @@ def test_from_l_and_from_examples_agree_on_the_ingested_records(trained, tmp_pat
   serialized = [example.numpy() for example in tf.data.TFRecordDataset(files, records.COMPRESSION)]
   parsed = records.parse(tf.constant(serialized))
   loaded = tf.saved_model.load(trained['serving_dir'])
-  from_examples = loaded.signatures['from_examples'](examples=tf.constant(serialized))['ab']
-  from_l = loaded.signatures['from_l'](l=parsed['l'])['ab'].numpy()
+  from_examples = loaded.signatures[serving.FROM_EXAMPLES](examples=tf.constant(serialized))['ab']
+  from_l = loaded.signatures[serving.FROM_L](l=parsed['l'])['ab'].numpy()
   assert len(serialized) >= 2
   assert np.abs(from_l - from_examples.numpy()).max() < 1e-3
   assert np.abs(from_l - from_l[::-1]).max() > 0.05  # The photos' answers differ.

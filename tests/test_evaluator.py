@@ -10,6 +10,7 @@ from tfx.types import standard_artifacts
 
 from components import evaluator
 from components import pusher
+from model import serving
 
 
 def fake_saved_model(folder):
@@ -59,18 +60,18 @@ def test_the_pusher_refuses_a_blessing_made_against_another_served_model(tmp_pat
   fake_saved_model(str(serving / '100'))
   stale = push_with(tmp_path, serving, gated_against=None)
   assert stale.get_int_custom_property('pushed') == 0
-  assert pusher.numbered_versions(str(serving)) == [100]
+  assert serving.numbered_versions(str(serving)) == [100]
   older = push_with(tmp_path, serving, gated_against=str(serving / '99'))
   assert older.get_int_custom_property('pushed') == 0
   current = push_with(tmp_path, serving, gated_against=str(serving / '100'))
   assert current.get_int_custom_property('pushed') == 1
-  assert len(pusher.numbered_versions(str(serving))) == 2
+  assert len(serving.numbered_versions(str(serving))) == 2
 
 
 def test_a_first_push_needs_no_baseline(tmp_path):
   serving = tmp_path / 'serving'
   pushed = push_with(tmp_path, serving, gated_against=None)
   assert pushed.get_int_custom_property('pushed') == 1
-  (version,) = pusher.numbered_versions(str(serving))
+  (version,) = serving.numbered_versions(str(serving))
   assert os.path.exists(os.path.join(serving, str(version), 'saved_model.pb'))
   assert evaluator.SERVING_DIR_KEY in evaluator.ServedModelEvaluatorSpec.PARAMETERS

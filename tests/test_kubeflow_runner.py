@@ -14,6 +14,7 @@ import yaml
 import kfp_backend
 from components import pusher
 from conftest import CLUSTER
+from model import serving
 
 EXPECTED_TASKS = {'PhotoExampleGen', 'Trainer', 'Evaluator', 'AtomicPusher'}
 
@@ -228,7 +229,7 @@ def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(backend, 
   blessing = first.outputs['Evaluator']['blessing']['artifacts'][0]['metadata']
   assert blessing['blessed'] == 1 and 'baseline_model' not in blessing
   served = result['served_after_first']
-  assert pusher.numbered_versions(result['serving_dir']) == [int(os.path.basename(served))]
+  assert serving.numbered_versions(result['serving_dir']) == [int(os.path.basename(served))]
 
   assert second.states == {**dict.fromkeys(EXPECTED_TASKS, 'SUCCEEDED'),
                            'AtomicPusher': 'SKIPPED'}

@@ -40,12 +40,12 @@ def executions_of_last_run(connection):
 
 def test_first_run_is_blessed_pushed_and_serves(trained, tmp_path):
   assert trained['blessing'].custom_properties['blessed'].int_value == 1
-  versions = pusher.numbered_versions(trained['serving_model'])
+  versions = serving.numbered_versions(trained['serving_model'])
   assert len(versions) == 1
   assert not [name for name in os.listdir(trained['serving_model']) if name.startswith('.')]
   model_dir = serving.latest_version(trained['serving_model'])
   gray = np.asarray(Image.fromarray(yellow_blue_image(123, 100)).convert('L'))
-  signature = tf.saved_model.load(model_dir).signatures['serving_default']
+  signature = tf.saved_model.load(model_dir).signatures[serving.SERVING_DEFAULT]
   output = signature(image_bytes=tf.constant([encode(gray, 'PNG')]))['colorized_bytes']
   assert np.asarray(Image.open(__import__('io').BytesIO(output.numpy()[0]))).shape == (100, 100, 3)
   page = open(trained['report']).read()
@@ -59,7 +59,7 @@ def test_rerun_with_unchanged_inputs_comes_from_the_cache(trained):
   local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM, **RUN_OPTIONS)
   states = executions_of_last_run(trained['connection'])
   assert set(states.values()) == {'CACHED'}, states
-  assert len(pusher.numbered_versions(trained['serving_model'])) == 1
+  assert len(serving.numbered_versions(trained['serving_model'])) == 1
 
 
 def failed_gates(connection):
@@ -74,14 +74,14 @@ def failed_gates(connection):
 
 
 def run_a_candidate_that_is_not_blessed(trained, **changes):
-  before = pusher.numbered_versions(trained['serving_model'])
+  before = serving.numbered_versions(trained['serving_model'])
   local_runner.run(trained['data'], trained['root'], beam_args=IN_MEMORY_BEAM,
                    **{**RUN_OPTIONS, **changes})
   with metadata.Metadata(trained['connection']) as m:
     blessing = newest(m.store, 'ModelBlessing')
   assert blessing.id != trained['blessing'].id
   assert blessing.custom_properties['blessed'].int_value == 0
-  assert pusher.numbered_versions(trained['serving_model']) == before
+  assert serving.numbered_versions(trained['serving_model']) == before
   states = executions_of_last_run(trained['connection'])
   assert 'AtomicPusher' not in states or states['AtomicPusher'] != 'COMPLETE'
   page = open(trained['report']).read()
@@ -165,7 +165,7 @@ def test_push_is_atomic_and_keeps_the_newest_versions(trained, tmp_path):
     shutil.copytree(trained['serving_dir'], models[-1])
   pushed = [pusher.push_atomically(model, serving_dir, keep_versions=2) for model in models]
   assert pusher.push_atomically(models[-1], serving_dir, keep_versions=2) == pushed[-1]
-  versions = pusher.numbered_versions(serving_dir)
+  versions = serving.numbered_versions(serving_dir)
   assert len(versions) == 2 and versions == sorted(set(versions))
   assert [os.path.basename(p) for p in pushed[1:]] == [str(v) for v in versions]
   assert sorted(os.listdir(serving_dir)) == sorted(str(v) for v in versions)  # No leftovers.

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 from components import pusher
+from model import serving
 
 
 class Scale(tf.Module):
@@ -56,7 +57,7 @@ def check_versions(serving_dir, models):
   """Every numbered version either has every file of one of `models` or no
   saved_model.pb (the file a server waits for)."""
   sources = [files_under(model) for model in models]
-  for version in pusher.numbered_versions(serving_dir):
+  for version in serving.numbered_versions(serving_dir):
     folder = os.path.join(serving_dir, str(version))
     if not fileio.exists(os.path.join(folder, 'saved_model.pb')):
       continue
@@ -89,7 +90,7 @@ def test_every_version_is_complete_or_not_loadable_after_every_file(
   pushed = [pusher.push_atomically(model, serving_dir, keep_versions=0) for model in models]
   assert watched_copy['copies'] >= 3 * len(files_under(models[0]))
   assert pusher.push_atomically(models[-1], serving_dir, keep_versions=0) == pushed[-1]
-  assert pusher.numbered_versions(serving_dir) == [int(os.path.basename(p)) for p in pushed]
+  assert serving.numbered_versions(serving_dir) == [int(os.path.basename(p)) for p in pushed]
   for model, path in zip(models, pushed):
     assert pusher.is_complete(path)
     assert files_under(path) == {**files_under(model), pusher.PUSHED_FROM: model.encode()}
@@ -104,7 +105,7 @@ def test_a_push_killed_before_saved_model_pb_is_finished_by_the_next(
   watched_copy['fail_on'] = 'saved_model.pb'
   with pytest.raises(OSError, match='killed'):
     pusher.push_atomically(models[1], serving_dir, keep_versions=0)
-  [_, half] = pusher.numbered_versions(serving_dir)
+  [_, half] = serving.numbered_versions(serving_dir)
   half = os.path.join(serving_dir, str(half))
   assert not pusher.is_complete(half)
   assert fileio.exists(os.path.join(half, 'variables'))
@@ -114,7 +115,7 @@ def test_a_push_killed_before_saved_model_pb_is_finished_by_the_next(
   assert again == half  # The same version, finished: not a new one beside it.
   assert pusher.is_complete(again)
   assert files_under(again) == {**files_under(models[1]), pusher.PUSHED_FROM: models[1].encode()}
-  assert pusher.numbered_versions(serving_dir) == [int(os.path.basename(p)) for p in (first, again)]
+  assert serving.numbered_versions(serving_dir) == [int(os.path.basename(p)) for p in (first, again)]
 
   # Killed again, then another model is pushed: it takes the unfinished version's place.
   watched_copy['fail_on'] = 'saved_model.pb'
@@ -122,5 +123,5 @@ def test_a_push_killed_before_saved_model_pb_is_finished_by_the_next(
     pusher.push_atomically(models[0], serving_dir, keep_versions=0)
   watched_copy['fail_on'] = None
   last = pusher.push_atomically(models[2], serving_dir, keep_versions=0)
-  assert len(pusher.numbered_versions(serving_dir)) == 3
+  assert len(serving.numbered_versions(serving_dir)) == 3
   assert files_under(last) == {**files_under(models[2]), pusher.PUSHED_FROM: models[2].encode()}

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from components import pusher
 from model import colour_space
+from model import serving
 from pipeline import serve
 from sample_images import colourful_image, encode, huge_png
 
@@ -150,7 +151,7 @@ def test_predict_like_tf_serving(server):
      'Specific(colorizer, 9)'),
     (request_body(gray_photo(4, 100, 100)), '/v1/models/..%2F..%2Fetc%2Fpasswd:predict', 404,
      'not found'),
-    ({'signature_name': 'from_examples', 'instances': []}, None, 400, 'signature'),
+    ({'signature_name': serving.FROM_EXAMPLES, 'instances': []}, None, 400, 'signature'),
 ])
 def test_errors_are_answers(server, body, path, status, message):
   answer = server.predict(body, **({'path': path} if path else {}))
@@ -292,7 +293,7 @@ def test_a_version_is_retried_until_its_files_have_all_arrived(server, trained):
   once the rest is there; a version without saved_model.pb (a push killed halfway) is
   not tried at all, and is served once a re-push finishes it."""
   model = trained['serving_dir']
-  early = str(max(pusher.numbered_versions(str(server.folder))) + 1)
+  early = str(max(serving.numbered_versions(str(server.folder))) + 1)
   os.makedirs(server.folder / early)
   shutil.copy(os.path.join(model, 'saved_model.pb'), server.folder / early)
   deadline = time.time() + 60
@@ -315,7 +316,7 @@ def test_a_version_is_retried_until_its_files_have_all_arrived(server, trained):
 def test_the_savedmodel_and_colorizer_serve_give_the_same_answer(server, trained):
   """What TF Serving runs (the raw `serving_default` on the file's bytes) and `colorizer
   serve` (Pillow first) agree on every photo both take, EXIF-rotated ones included."""
-  signature = tf.saved_model.load(trained['serving_dir']).signatures['serving_default']
+  signature = tf.saved_model.load(trained['serving_dir']).signatures[serving.SERVING_DEFAULT]
   photo = np.asarray(Image.fromarray(colourful_image(11, 160, 96)).convert('L'))
   photos = {'png': encode(photo, 'PNG'), 'bmp': encode(photo, 'BMP'),
             'jpeg': encode(photo, 'JPEG', quality=95)}

@@ -24,7 +24,7 @@ def loaded(trained):
 
 
 def colorize(loaded, *images):
-  outputs = loaded.signatures['serving_default'](image_bytes=tf.constant(list(images)))
+  outputs = loaded.signatures[serving.SERVING_DEFAULT](image_bytes=tf.constant(list(images)))
   return [np.asarray(Image.open(io.BytesIO(png))) for png in outputs['colorized_bytes'].numpy()]
 
 
@@ -94,7 +94,7 @@ def test_serving_sees_the_same_l_and_embedding_as_ingestion(sharp):
   photo's embedding is over 10 times further off."""
   loaded, photos = sharp
   data, record = photos['square.png']
-  served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
+  served = loaded.signatures[serving.PREPARE_IMAGE](image_bytes=tf.constant([data]))
   difference = np.abs(served['l'][0].numpy() - record['l'].numpy())
   assert difference.max() <= 0.2  # Half of the stored quantization step (100 / 255).
   vector = served['embedding'][0].numpy()
@@ -108,7 +108,7 @@ def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, s
   are those of the squeezed photo, the embedding as ingestion's network computes it."""
   loaded, photos = sharp
   data, record = photos['wide.png']
-  served = loaded.signatures['prepare_image'](image_bytes=tf.constant([data]))
+  served = loaded.signatures[serving.PREPARE_IMAGE](image_bytes=tf.constant([data]))
   pixels = tf.constant(np.asarray(Image.open(io.BytesIO(data))))
   squeezed = colour_space.rgb_to_lab(scaling.at_model_size(pixels))[..., :1]
   assert np.abs(served['l'][0].numpy() - squeezed.numpy()).max() < 1e-3
@@ -120,7 +120,7 @@ def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, s
 
 def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
   with pytest.raises(tf.errors.InvalidArgumentError):
-    loaded.signatures['serving_default'](image_bytes=tf.constant([b'not an image']))
+    loaded.signatures[serving.SERVING_DEFAULT](image_bytes=tf.constant([b'not an image']))
 
 
 def test_latest_version_picks_the_highest_number(tmp_path, trained):

@@ -57,8 +57,8 @@ def test_it_learns_colour_that_follows_from_the_image(trained):
   files = glob.glob(split_files(trained['examples'], 'eval')[0])
   examples = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(files, 'GZIP')])
   assert examples.shape[0] >= 5
-  predicted = loaded.signatures['from_examples'](examples=examples)['ab'].numpy()
-  truth = loaded.signatures['transform_features'](examples=examples)['ab'].numpy()
+  predicted = loaded.signatures[serving.FROM_EXAMPLES](examples=examples)['ab'].numpy()
+  truth = loaded.signatures[serving.TRANSFORM_FEATURES](examples=examples)['ab'].numpy()
   model_mse = float(np.mean((predicted - truth) ** 2))
   gray_mse = float(np.mean(truth ** 2))
   print(f'held-out ab-MSE: model {model_mse:.4f}, gray baseline {gray_mse:.4f}, '
