@@ -14,7 +14,6 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import driver as example_gen_driver

@@ -3,7 +3,8 @@ record schema, the networks, training and the serving signature.
 
 Importing this package is the one place that sets TF_USE_LEGACY_KERAS=1, so that
 `tf.keras` is Keras 2 (tf-keras), which TFX's Trainer and TFMA need. The other
-packages (`components`, `pipeline`) import `model` before TensorFlow.
+packages' `__init__` (`components`, `pipeline`) import `model` before anything else, so
+their modules need not.
 """
 import os
 import sys

@@ -41,7 +41,6 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import apache_beam as beam
 import numpy as np
 from PIL import Image, ImageOps
@@ -232,7 +231,7 @@ def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) 
   paths = pipeline | ingest.MatchPhotos(pattern)
   hashed = paths | ingest.HashPhotos()
   unique = hashed.hashed | ingest.DropDuplicates()
-  decoded = unique.unique | ingest.DecodePhotos(configs.MAX_MEGAPIXELS)
+  decoded = unique.unique | ingest.DecodePhotos(decoding.DEFAULT_MAX_MEGAPIXELS)
   _ = (decoded.photos | _ZeroEmbedding() | ingest.WritePhotos(split_dirs, splits))
 
 
@@ -440,7 +439,7 @@ def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
                            os.path.join(workdir, f'colorized-{len(runs)}'), sizes.beam_args)
 
   signature = tf.saved_model.load(export_dir).signatures[serving.FROM_L]
-  l = np.stack([colorize.decode(colorize.Input(path, ''), configs.MAX_MEGAPIXELS).l
+  l = np.stack([colorize.decode(colorize.Input(path, ''), decoding.DEFAULT_MAX_MEGAPIXELS).l
                 for path in files[long]])
   batch = colorize.BATCH_SIZE
 

@@ -17,13 +17,19 @@ import sys
 import time
 from typing import Callable, Dict, List, Tuple
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO lines are noise here.
 
+from model import decoding
 from model import hyperparameters as hp
 from pipeline import configs
+
+
+def _max_megapixels_flag(fv: flags.FlagValues) -> None:
+  flags.DEFINE_float('max-megapixels', decoding.DEFAULT_MAX_MEGAPIXELS, 'Larger photos are '
+                     'refused, judged from their header before any pixel is decoded.',
+                     flag_values=fv)
 
 
 def _crops_flag(fv: flags.FlagValues) -> None:
@@ -45,8 +51,7 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos (chosen by '
                        'content hash, so stable across runs) in Split-eval.', flag_values=fv)
-  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Reject larger photos '
-                     '(read from the header, before decoding).', flag_values=fv)
+  _max_megapixels_flag(fv)
   _crops_flag(fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
                             '--beam-arg=--direct_num_workers=2; repeatable.', flag_values=fv)
@@ -54,8 +59,6 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
 
 def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
   from components import ingest  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   start = time.time()
   report = ingest.ingest(
       fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,
@@ -148,8 +151,6 @@ def _run_flags(fv: flags.FlagValues) -> None:
 
 def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import run_log  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   output_root = fv['output-root'].value
   log = run_log.path(output_root)
   start = time.time()
@@ -207,8 +208,7 @@ def _colorize_flags(fv: flags.FlagValues) -> None:
                        upper_bound=100, flag_values=fv)
   flags.DEFINE_bool('overwrite', False, 'Colourize again inputs whose output exists '
                     '(by default they are skipped: a re-run resumes).', flag_values=fv)
-  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Refuse larger images.',
-                     flag_values=fv)
+  _max_megapixels_flag(fv)
   flags.DEFINE_integer('batch-size', 16, 'Photos of the model\'s size per model call; a '
                        'large photo is a batch of its own.', lower_bound=1, flag_values=fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
@@ -240,14 +240,11 @@ def _evaluate_flags(fv: flags.FlagValues) -> None:
                       'skipped, to this JSON file.', flag_values=fv)
   flags.DEFINE_string('grid', None, 'Also write an image (.png or .jpg) of the first '
                       'photos: gray input | model output | truth.', flag_values=fv)
-  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Skip larger photos.',
-                     flag_values=fv)
+  _max_megapixels_flag(fv)
 
 
 def _run_evaluate(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import evaluate  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   evaluate.run(fv.model, fv.data, fv.out, fv.grid, fv['max-megapixels'].value)
   return 0
 
@@ -287,8 +284,6 @@ def _compile_flags(fv: flags.FlagValues) -> None:
 
 def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   root = fv['pipeline-root'].value
   if '://' not in root:
     raise flags.Error(f'--pipeline-root {root!r}: every step runs on another machine; '
@@ -324,9 +319,7 @@ def _orchestrator_flags(fv: flags.FlagValues) -> None:
                       'endpoints (default: the region\'s public one).', flag_values=fv)
 
 
-def _check_orchestrator(fv: flags.FlagValues, args: List[str]) -> None:
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
+def _check_orchestrator(fv: flags.FlagValues) -> None:
   if fv.vertex and not (fv.project and fv.region):
     raise flags.Error('--vertex needs --project and --region')
   if not fv.vertex and not fv.host:
@@ -341,7 +334,7 @@ def _submit_flags(fv: flags.FlagValues) -> None:
 
 def _run_submit(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import submit  # pylint: disable=import-outside-toplevel
-  _check_orchestrator(fv, args)
+  _check_orchestrator(fv)
   if fv.vertex:
     done = submit.submit_vertex(fv.package, fv.project, fv.region,
                                 run_name=fv['run-name'].value or configs.PIPELINE_NAME,
@@ -364,7 +357,7 @@ def _schedule_flags(fv: flags.FlagValues) -> None:
 
 def _run_schedule(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import submit  # pylint: disable=import-outside-toplevel
-  _check_orchestrator(fv, args)
+  _check_orchestrator(fv)
   if fv.vertex:
     done = submit.schedule_vertex(fv.package, fv.project, fv.region, fv.cron, fv.name,
                                   service_account=fv['service-account'].value,
@@ -386,8 +379,6 @@ def _stage_weights_flags(fv: flags.FlagValues) -> None:
 
 def _run_stage_weights(fv: flags.FlagValues, args: List[str]) -> int:
   from model import embedding  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   weights = embedding.stage_weights(fv.to, fv['from'].value)
   print(f'Staged {weights.uri} (sha256 {weights.fingerprint})\n'
         f'  use it with --embedding-weights {weights.uri}')
@@ -410,8 +401,7 @@ def _serve_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
   flags.DEFINE_float('max-upload-mb', 20, 'Largest request body (413 above it).',
                      flag_values=fv)
-  flags.DEFINE_float('max-megapixels', configs.MAX_MEGAPIXELS, 'Largest photo, read from '
-                     'its header before decoding (413 above it).', flag_values=fv)
+  _max_megapixels_flag(fv)
   flags.DEFINE_integer('max-concurrent', 2, 'Photos colourized at once; more requests '
                        'wait their turn (bounds memory).', flag_values=fv)
   flags.DEFINE_float('poll-seconds', 2, 'How often to look for a newly pushed version.',
@@ -424,8 +414,6 @@ def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
   except ModuleNotFoundError as e:
     raise flags.Error(f'colorizer serve needs the "serve" extra ({e.name} is missing): '
                       'pip install -c constraints.txt ".[serve]"') from None
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   serve.serve(fv.model, host=fv.host, port=fv.port, model_name=fv['model-name'].value,
               max_upload_mb=fv['max-upload-mb'].value,
               max_megapixels=fv['max-megapixels'].value,
@@ -444,8 +432,6 @@ def _bench_flags(fv: flags.FlagValues) -> None:
 
 def _run_bench(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import bench  # pylint: disable=import-outside-toplevel
-  if args:
-    raise flags.Error(f'unexpected arguments: {" ".join(args)}')
   results = bench.run(fv.out, bench.TINY if fv.tiny else bench.FULL, export_dir=fv.model)
   print(f'\n{bench.table(results)}\n\n{fv.out} ({results["seconds"]:.0f} s; '
         f'{results["machine"]["cpu"]}, {results["machine"]["cores"]} cores)')
@@ -471,6 +457,8 @@ COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
     'stage-weights': (_stage_weights_flags, _run_stage_weights,
                       'copy Inception-ResNet-v2 weights to a bucket, for offline clusters'),
 }
+
+TAKES_ARGUMENTS = ('colorize',)  # INPUT...; every other command takes flags only
 
 
 def _usage() -> str:
@@ -499,6 +487,8 @@ def main(argv: List[str] = None) -> int:
   logging.getLogger('apache_beam').setLevel(logging.ERROR)
   try:
     args = fv([f'colorizer {command}'] + argv[2:])[1:]
+    if args and command not in TAKES_ARGUMENTS:
+      raise flags.Error(f'unexpected arguments: {" ".join(args)}')
     return run(fv, args)
   except (flags.Error, ValueError) as e:
     print(f'colorizer {command}: error: {e}', file=sys.stderr)

@@ -29,7 +29,6 @@ import sys
 import uuid
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import apache_beam as beam
 from apache_beam.ml.inference import base as inference
 from apache_beam.options.pipeline_options import PipelineOptions

@@ -10,7 +10,6 @@ PIPELINE_NAME = 'colorizer'
 
 # Ingestion
 EVAL_PERCENT = 10                # share of photos (by content hash) in Split-eval
-MAX_MEGAPIXELS = 50.0            # larger photos are rejected from their header
 CROPS_PER_IMAGE = 1              # examples per photo: the centred square, then random crops
 
 # Beam on the local machine: the DirectRunner's worker processes, one per core.

@@ -14,7 +14,6 @@ import json
 import sys
 from typing import Dict, List, Optional
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 from PIL import Image, ImageDraw
 import tensorflow as tf

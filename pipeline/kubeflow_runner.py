@@ -10,7 +10,6 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import yaml
 from kfp.pipeline_spec import pipeline_spec_pb2

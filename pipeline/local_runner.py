@@ -9,7 +9,6 @@ import fcntl
 import os
 from typing import Dict, Iterator, List, Optional
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfx import v1 as tfx
 
 from pipeline import configs

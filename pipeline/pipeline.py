@@ -13,7 +13,6 @@ file's fate is in ingestion's own report, so TFDV would check nothing new.
 from typing import Dict, List, Optional
 
 from kfp.pipeline_spec import pipeline_spec_pb2
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.types import channel
@@ -22,6 +21,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import evaluator as served_model_evaluator
 from components import example_gen
 from components import pusher
+from model import decoding
 from model import hyperparameters as hp
 from model import metrics
 from model import serving
@@ -64,7 +64,7 @@ def create_pipeline(
     serving_model_dir: str,
     embedding_weights: str = hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
     eval_percent: int = configs.EVAL_PERCENT,
-    max_megapixels: float = configs.MAX_MEGAPIXELS,
+    max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
     crops_per_image: int = configs.CROPS_PER_IMAGE,
     train_steps: int = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,

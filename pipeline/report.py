@@ -11,7 +11,6 @@ import io
 import os
 from typing import Dict, List, Optional
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 from PIL import Image
 import tensorflow as tf

@@ -28,7 +28,6 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import anyio
 import fastapi
 from fastapi import responses
@@ -169,7 +168,7 @@ def _images(request: dict) -> List[bytes]:
 
 
 def create_app(versions: ModelVersions, model_name: str = 'colorizer',
-               max_upload_mb: float = 20, max_megapixels: float = 50,
+               max_upload_mb: float = 20, max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                max_concurrent: int = 2) -> fastapi.FastAPI:
   """The FastAPI application over `versions` (already refreshed once)."""
   app = fastapi.FastAPI(title='colorizer', docs_url=None, redoc_url=None, openapi_url=None)
@@ -264,7 +263,7 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
 
 def serve(model_dir: str, host: str = '127.0.0.1', port: int = 8501,
           model_name: str = 'colorizer', max_upload_mb: float = 20,
-          max_megapixels: float = 50, max_concurrent: int = 2,
+          max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS, max_concurrent: int = 2,
           poll_seconds: float = 2.0) -> None:
   """Loads the newest version under `model_dir` and serves until interrupted."""
   import uvicorn  # pylint: disable=import-outside-toplevel

@@ -19,7 +19,6 @@ _TZ = re.compile(r'^(TZ|CRON_TZ)=\S+\s+')
 @dataclasses.dataclass(frozen=True)
 class Submitted:
   """What the orchestrator created: its id and where to look at it."""
-  kind: str  # 'run' or 'schedule'
   id: str
   link: str
 
@@ -95,7 +94,7 @@ def submit_kfp(host: str, package: str, experiment: str = configs.PIPELINE_NAME,
   result = _kfp_client(host).create_run_from_pipeline_package(
       package, run_name=run_name, experiment_name=experiment,
       pipeline_root=_pipeline_root(package))
-  return Submitted('run', result.run_id, f'{host.rstrip("/")}/#/runs/details/{result.run_id}')
+  return Submitted(result.run_id, f'{host.rstrip("/")}/#/runs/details/{result.run_id}')
 
 
 def schedule_kfp(host: str, package: str, cron: str, experiment: str = configs.PIPELINE_NAME,
@@ -107,7 +106,7 @@ def schedule_kfp(host: str, package: str, cron: str, experiment: str = configs.P
       experiment_id=_experiment_id(client, experiment), job_name=name, cron_expression=cron,
       max_concurrency=1, no_catchup=True, pipeline_package_path=package, enabled=True,
       pipeline_root=_pipeline_root(package))
-  return Submitted('schedule', recurring.recurring_run_id,
+  return Submitted(recurring.recurring_run_id,
                    f'{host.rstrip("/")}/#/recurringrun/details/{recurring.recurring_run_id}')
 
 
@@ -127,7 +126,7 @@ def submit_vertex(package: str, project: str, region: str,
   is for private endpoints; credentials default to the application default ones."""
   job = _vertex_job(package, project, region, run_name, api_endpoint, credentials)
   job.submit(service_account=service_account)
-  return Submitted('run', job.resource_name, job._dashboard_uri())  # pylint: disable=protected-access
+  return Submitted(job.resource_name, job._dashboard_uri())  # pylint: disable=protected-access
 
 
 def schedule_vertex(package: str, project: str, region: str, cron: str,
@@ -139,6 +138,6 @@ def schedule_vertex(package: str, project: str, region: str, cron: str,
   job = _vertex_job(package, project, region, name, api_endpoint, credentials)
   schedule = job.create_schedule(display_name=name, cron=vertex_cron(cron),
                                  max_concurrent_run_count=1, service_account=service_account)
-  return Submitted('schedule', schedule.resource_name,
+  return Submitted(schedule.resource_name,
                    f'https://console.cloud.google.com/vertex-ai/pipelines/schedules?'
                    f'project={project}')
