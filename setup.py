@@ -28,6 +28,6 @@ setuptools.setup(
     # The local server (`colorizer serve`); the pipeline's steps never import it.
     extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
                     'test': ['playwright>=1.40', 'pytest>=8']},
-    package_data={'pipeline': ['serve_page.html']},
+    package_data={'pipeline': ['report.html', 'serve_page.html']},
     entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
 )

@@ -9,27 +9,23 @@ photos of the user's choosing. A file that ingestion would reject is listed with
 reason and not scored.
 """
 import hashlib
-import io
 import json
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
-from PIL import Image, ImageDraw
 import tensorflow as tf
 from tqdm import tqdm
 
-from model import colour_space
 from model import cropping
 from model import decoding
 from model import metrics
 from model import scaling
 from model import serving
 from pipeline import colorize
+from pipeline import photo_grid
 
 BATCH_SIZE = 16
-GRID_PHOTOS = 8
-_GRID_SIDE = 192
 
 
 def _read(path: str) -> bytes:
@@ -41,27 +37,6 @@ def _prepare(data: bytes, max_megapixels: float) -> Dict[str, np.ndarray]:
   _, crops = cropping.photo_crops(data, hashlib.sha256(data).hexdigest(), max_megapixels)
   return {'l': scaling.dequantize_l(crops[0]['l'])[..., None].numpy(),   # [256, 256, 1]
           'ab': scaling.dequantize_ab(crops[0]['ab']).numpy()}          # [256, 256, 2]
-
-
-def _rgb(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
-  return colour_space.lab_to_rgb8_keeping_l(tf.concat([l, ab], axis=-1)).numpy()
-
-
-def write_grid(path: str, rows: List[Dict[str, np.ndarray]]) -> None:
-  """An image of one row per photo: gray input | model output | truth."""
-  header = 24
-  grid = Image.new('RGB', (3 * _GRID_SIDE, header + len(rows) * _GRID_SIDE), 'white')
-  draw = ImageDraw.Draw(grid)
-  for column, title in enumerate(('gray input', 'model output', 'truth')):
-    draw.text((column * _GRID_SIDE + 8, 6), title, fill='black')
-  for row, images in enumerate(rows):
-    for column, key in enumerate(('gray', 'output', 'truth')):
-      tile = Image.fromarray(images[key]).resize((_GRID_SIDE, _GRID_SIDE), Image.LANCZOS)
-      grid.paste(tile, (column * _GRID_SIDE, header + row * _GRID_SIDE))
-  buffer = io.BytesIO()
-  grid.save(buffer, 'JPEG' if path.lower().endswith(('.jpg', '.jpeg')) else 'PNG', quality=90)
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    f.write(buffer.getvalue())
 
 
 def evaluate(model_dir: str, data: str,
@@ -97,15 +72,15 @@ def evaluate(model_dir: str, data: str,
     label = tf.concat([scaling.scale_l(l), scaling.scale_ab(ab)], axis=-1)
     for metric in scores.values():
       metric.update_state(label, predicted)
-    for i in range(min(len(photos), GRID_PHOTOS - len(grid_rows)) if grid else 0):
-      grid_rows.append({'gray': _rgb(l[i], np.zeros_like(ab[i])),
-                        'output': _rgb(l[i], scaling.unscale_ab(predicted[i]).numpy()),
-                        'truth': _rgb(l[i], ab[i])})
+    wanted = min(len(photos), photo_grid.PHOTOS - len(grid_rows)) if grid else 0
+    if wanted:
+      grid_rows += photo_grid.rows(l[:wanted], scaling.unscale_ab(predicted[:wanted]),
+                                   ab[:wanted])
   if not scored:
     raise ValueError(f'none of the {len(files)} files in {data} could be scored: '
                      + '; '.join(f'{s["source"]}: {s["reason"]}' for s in skipped[:5]))
   if grid:
-    write_grid(grid, grid_rows)
+    photo_grid.write_image(grid, grid_rows)
   figures = {name: float(metric.result()) for name, metric in scores.items()}
   return {'model': model_dir, 'photos': len(scored), 'figures': figures,
           'scored': scored, 'skipped': skipped}

@@ -2,13 +2,14 @@
 
 The candidate's metrics against the gray baseline and the served model, the gate
 decision, what is being served, and a grid of eval photos (gray input, model output,
-truth).
+truth). The page is report.html, a template beside this module.
 """
 import base64
 import datetime
 import html
 import io
 import os
+import string
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -18,13 +19,13 @@ import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
-from model import colour_space
 from model import metrics
 from model import records
 from model import scaling
 from model import serving
+from pipeline import photo_grid
 
-GRID_PHOTOS = 8
+PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'report.html')
 
 
 def _newest(store, type_name: str):
@@ -52,21 +53,16 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
   centred = {'crop': records.FEATURES['crop']}  # One crop per photo: the centred square.
   serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)
                 .filter(lambda r: tf.io.parse_single_example(r, centred)['crop'] == 0)
-                .take(GRID_PHOTOS)]
+                .take(photo_grid.PHOTOS)]
   if not serialized:
     return []
   features = records.parse(tf.constant(serialized))
   signatures = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving')).signatures
   predicted = scaling.unscale_ab(
       signatures[serving.FROM_EXAMPLES](examples=tf.constant(serialized))['ab'])
-  l = features['l']
-
-  def rgb(ab):
-    return colour_space.lab_to_rgb8_keeping_l(tf.concat([l, ab], -1)).numpy()
-
-  gray, output, truth = rgb(tf.zeros_like(predicted)), rgb(predicted), rgb(features['ab'])
-  return [{'source': features['source'][i].numpy().decode(), 'gray': _png(gray[i]),
-           'output': _png(output[i]), 'truth': _png(truth[i])} for i in range(len(serialized))]
+  rows = photo_grid.rows(features['l'], predicted, features['ab'])
+  return [{'source': source.decode(), **{key: _png(picture) for key, picture in row.items()}}
+          for source, row in zip(features['source'].numpy(), rows)]
 
 
 def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict:
@@ -97,31 +93,27 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
   def cell(value: Optional[float]) -> str:
     return 'none yet' if value is None else f'{value:.4f}'
 
-  rows = ''.join(f'<tr><td>{label}</td><td>{cell(candidate.get(key))}</td>'
-                 f'<td>{cell(candidate.get("gray_" + key))}</td><td>{cell(baseline.get(key))}</td></tr>'
-                 for key, label in metrics.REPORTED)
-  grid = ''.join(
-      f'<tr><td><img src="{p["gray"]}"></td><td><img src="{p["output"]}"></td>'
-      f'<td><img src="{p["truth"]}"></td><td>{html.escape(p["source"])}</td></tr>'
-      for p in _grid(examples.uri, candidate_uri))
+  metric_rows = ''.join(
+      f'<tr><td>{label}</td><td>{cell(candidate.get(key))}</td>'
+      f'<td>{cell(candidate.get("gray_" + key))}</td><td>{cell(baseline.get(key))}</td></tr>'
+      for key, label in metrics.REPORTED)
+  grid_rows = ''.join(
+      '<tr>' + ''.join(f'<td><img src="{photo[key]}"></td>' for key, _ in photo_grid.COLUMNS)
+      + f'<td>{html.escape(photo["source"])}</td></tr>'
+      for photo in _grid(examples.uri, candidate_uri))
   decision = ('<b class="ok">BLESSED</b> and pushed' if blessed else
               '<b class="bad">NOT BLESSED</b>, not pushed')
-  page = f'''<!doctype html>
-<html><head><meta charset="utf-8"><title>colorizer run report</title>
-<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 10px;text-align:left}}
-img{{width:192px;height:192px}} .ok{{color:#080}} .bad{{color:#b00}}</style></head><body>
-<h1>Colorization run</h1>
-<p>Written {datetime.datetime.now().isoformat(timespec="seconds")}. Candidate
-<code>{html.escape(candidate_uri)}</code>: {decision}.
-Candidate ab-MSE / gray ab-MSE: {candidate.get("ab_mse_vs_gray", float("nan")):.3f}.</p>
-{"<p>Failed gates:</p><ul>" + "".join(f"<li>{f}</li>" for f in failures) + "</ul>" if failures else ""}
-<p>Serving <code>{html.escape(serving_dir)}</code> holds versions {versions or "none"}.</p>
-<h2>Metrics on the eval split</h2>
-<table><tr><th>metric</th><th>candidate</th><th>gray baseline (ab = 0)</th>
-<th>served model</th></tr>{rows}</table>
-<h2>Eval photos</h2>
-<table><tr><th>gray input</th><th>model output</th><th>truth</th><th>source</th></tr>{grid}</table>
-</body></html>'''
+  with open(PAGE_FILE, encoding='utf-8') as f:
+    page = string.Template(f.read()).substitute(
+        side=photo_grid.SIDE, written=datetime.datetime.now().isoformat(timespec='seconds'),
+        candidate=html.escape(candidate_uri), decision=decision,
+        ratio=f'{candidate.get("ab_mse_vs_gray", float("nan")):.3f}',
+        failed_gates=('<p>Failed gates:</p><ul>' + ''.join(f'<li>{f}</li>' for f in failures)
+                      + '</ul>') if failures else '',
+        serving_dir=html.escape(serving_dir), versions=versions or 'none',
+        metric_rows=metric_rows,
+        grid_titles=''.join(f'<th>{title}</th>' for _, title in photo_grid.COLUMNS),
+        grid_rows=grid_rows)
   with tf.io.gfile.GFile(report_path, 'w') as f:
     f.write(page)
   return {'blessed': blessed, 'candidate': candidate_uri, 'failed': failed,
