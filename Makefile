@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUTPUTS ?= outputs
 
-.PHONY: demo test bench venv browser clean
+.PHONY: demo test test-fast bench venv browser clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest tests
+
+# The unit tests (pytest -m fast): no pipeline, no browser; about a minute on 2 cores.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m fast tests
 
 # Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json.
 bench: $(STAMP)

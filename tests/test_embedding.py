@@ -9,6 +9,8 @@ import pytest
 from model import embedding
 from model import scaling
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture(scope='module')
 def random_weights():

@@ -57,6 +57,7 @@ def test_component_ingests_the_newest_span_into_an_examples_artifact(span_root, 
   assert count == 3
 
 
+@pytest.mark.fast
 def test_input_base_and_pattern():
   assert example_gen.input_base_and_pattern('photos') == ('photos', '**')
   assert example_gen.input_base_and_pattern('gs://b/photos/') == ('gs://b/photos', '**')
@@ -65,6 +66,7 @@ def test_input_base_and_pattern():
   assert example_gen.input_base_and_pattern('p/*.jpg') == ('p', '*.jpg')
 
 
+@pytest.mark.fast
 def test_eval_percent_must_leave_both_splits_something():
   with pytest.raises(ValueError):
     example_gen.PhotoExampleGen(input_base='x', eval_percent=0)

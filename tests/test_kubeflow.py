@@ -8,12 +8,14 @@ import os
 import re
 import types
 
+import pytest
 import yaml
 from kubernetes import client
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.fast
 def test_the_dockerfile_builds_on_the_pinned_tfx_and_holds_the_setup_file():
   dockerfile = open(os.path.join(REPO, 'kubeflow', 'Dockerfile')).read()
   pinned = re.search(r'^tfx==(\S+)$', open(os.path.join(REPO, 'constraints.txt')).read(),
@@ -31,6 +33,7 @@ def test_the_dockerfile_builds_on_the_pinned_tfx_and_holds_the_setup_file():
     assert f'{package}/' in copied
 
 
+@pytest.mark.fast
 def test_the_dockerfile_keeps_beams_worker_boot_and_sets_the_steps_environment():
   """Dataflow starts its workers through the base image's ENTRYPOINT (Beam's boot,
   tensorflow/tfx tfx/tools/docker/Dockerfile); an ENTRYPOINT or CMD here would replace
@@ -65,6 +68,7 @@ def as_model(doc):
   return obj
 
 
+@pytest.mark.fast
 def test_serving_manifests_are_valid_kubernetes_objects():
   deployment, service = (as_model(doc) for doc in manifests())
   assert isinstance(deployment, client.V1Deployment) and isinstance(service, client.V1Service)

@@ -16,6 +16,7 @@ def ab_image(a, b, shape=(2, 8, 8)):
                      tf.float32)
 
 
+@pytest.mark.fast
 def test_ab_bins_cover_every_quantized_colour():
   bins = losses.ab_bin(scaling.scale_ab(tf.constant([[-128.0, -128.0], [127.0, 127.0], [0.0, 0.0],
                                                [9.9, -0.1]])))
@@ -23,6 +24,7 @@ def test_ab_bins_cover_every_quantized_colour():
   assert bins.numpy().tolist() == [0, n * n - 1, 13 * n + 13, 13 * n + 12]
 
 
+@pytest.mark.fast
 def test_weights_favour_rare_colours_and_average_one_over_the_training_pixels():
   distribution = np.full(losses.BINS_PER_AXIS ** 2, 0.1 / (losses.BINS_PER_AXIS ** 2 - 1))
   common = int(losses.ab_bin(tf.constant([0.0, 0.0])))
@@ -38,6 +40,7 @@ def test_weights_favour_rare_colours_and_average_one_over_the_training_pixels():
   assert float(loss(rare, rare + 0.1)) == pytest.approx(weights[0] * 0.1 ** 2, rel=1e-5)
 
 
+@pytest.mark.fast
 def test_with_evenly_spread_colours_it_is_the_mse():
   loss = losses.RarityWeightedMSE(np.full(losses.BINS_PER_AXIS ** 2, 1 / losses.BINS_PER_AXIS ** 2))
   truth, prediction = ab_image(30, -40), ab_image(10, 5)

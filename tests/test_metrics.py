@@ -7,6 +7,8 @@ from model import colour_space
 from model import metrics
 from model import scaling
 
+pytestmark = pytest.mark.fast
+
 
 def labels(l, a, b, shape=(2, 8, 8)):
   """Scaled `lab` labels with constant L, a, b."""

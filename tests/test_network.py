@@ -1,7 +1,10 @@
 """The fusion network's layer shapes (the table in model/network.py)."""
 import numpy as np
+import pytest
 
 from model import network
+
+pytestmark = pytest.mark.fast
 
 
 def test_layer_shapes_follow_the_table():

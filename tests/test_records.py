@@ -1,11 +1,14 @@
 """The record schema: make_example -> serialized -> parse gives the same values back."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from model import cropping
 from model import records
 from model import scaling
 from sample_images import colourful_image
+
+pytestmark = pytest.mark.fast
 
 
 def _example():

@@ -374,6 +374,7 @@ def test_bodies_in_flight_are_bounded(server):
   assert answers == {number: (200, (64, 48)) for number in range(6)}
 
 
+@pytest.mark.fast
 def test_serving_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):
   from pipeline import cli  # pylint: disable=import-outside-toplevel
   (tmp_path / '.incoming-5').mkdir()  # A push in progress is not a version.

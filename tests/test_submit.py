@@ -96,6 +96,7 @@ def test_submit_and_schedule_on_vertex_ai(api, compiled):
     ('TZ=Europe/Amsterdam 0 3 * * 1', None, 'TZ=Europe/Amsterdam 0 3 * * 1'),
     ('@weekly', None, None),
 ])
+@pytest.mark.fast
 def test_cron_expressions_for_each_scheduler(cron, kfp, vertex):
   for convert, expected in ((submit.kfp_cron, kfp), (submit.vertex_cron, vertex)):
     if expected is None:
@@ -112,6 +113,7 @@ def test_cron_expressions_for_each_scheduler(cron, kfp, vertex):
     (['submit', '--package', 'pipeline.json', '--host', 'http://127.0.0.1:9'],
      'Kubeflow Pipelines takes the PipelineSpec .yaml'),
 ])
+@pytest.mark.fast
 def test_usage_errors(args, message, capsys, monkeypatch, tmp_path):
   monkeypatch.setenv('HOME', str(tmp_path))
   assert cli.main(['colorizer', *args]) == 2

@@ -96,6 +96,7 @@ def test_refuses_examples_embedded_with_other_weights(trained, tmp_path):
   assert not os.path.exists(tmp_path / 'serving')
 
 
+@pytest.mark.fast
 def test_cosine_schedule_warms_up_then_decays_to_zero():
   assert trainer.learning_rate(2e-3, hp.CONSTANT, 100) == 2e-3
   schedule = trainer.learning_rate(2e-3, hp.COSINE, 200)
