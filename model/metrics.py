@@ -3,7 +3,7 @@
 Each takes the label `lab` (the records' L / 50 - 1 and ab / 128, from the SavedModel's
 `transform_features` signature) and the prediction `ab` (ab / 128), and with
 `gray=True` scores the gray baseline (ab = 0) on the same examples instead. The
-definitions follow ../shared/DESIGN.md:
+definitions:
 
 - `AbMSE`: mean squared error of ab on the model's scale.
 - `PSNR`: 20 log10(255 / RMSE) of 8-bit RGB rebuilt from the true L and the predicted
