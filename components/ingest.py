@@ -340,7 +340,7 @@ def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
 
 
 class WriteReport(beam.PTransform):
-  """FileStatus -> the JSON report at `uri` (see README: "The ingestion report")."""
+  """FileStatus -> the JSON report at `uri` (docs/ingestion.md, "Nothing is skipped silently")."""
 
   def __init__(self, uri: str, weights_fingerprint: str):
     super().__init__()

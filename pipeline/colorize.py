@@ -454,7 +454,7 @@ class WriteReport(beam.PTransform):
 
 def pipeline_options(beam_args: Sequence[str] = ()) -> PipelineOptions:
   """The job's Beam options: the DirectRunner with one worker process per core, then
-  whatever --beam-arg gives (which wins: e.g. the Dataflow flags in the README)."""
+  whatever --beam-arg gives (which wins: e.g. the Dataflow flags in docs/colorize.md)."""
   return PipelineOptions(list(configs.LOCAL_BEAM_ARGS) + list(beam_args))
 
 
