@@ -56,22 +56,22 @@ def push_with(tmp_path, serving, gated_against):
 
 
 def test_the_pusher_refuses_a_blessing_made_against_another_served_model(tmp_path):
-  serving = tmp_path / 'serving'
-  fake_saved_model(str(serving / '100'))
-  stale = push_with(tmp_path, serving, gated_against=None)
+  served = tmp_path / 'serving'
+  fake_saved_model(str(served / '100'))
+  stale = push_with(tmp_path, served, gated_against=None)
   assert stale.get_int_custom_property('pushed') == 0
-  assert serving.numbered_versions(str(serving)) == [100]
-  older = push_with(tmp_path, serving, gated_against=str(serving / '99'))
+  assert serving.numbered_versions(str(served)) == [100]
+  older = push_with(tmp_path, served, gated_against=str(served / '99'))
   assert older.get_int_custom_property('pushed') == 0
-  current = push_with(tmp_path, serving, gated_against=str(serving / '100'))
+  current = push_with(tmp_path, served, gated_against=str(served / '100'))
   assert current.get_int_custom_property('pushed') == 1
-  assert len(serving.numbered_versions(str(serving))) == 2
+  assert len(serving.numbered_versions(str(served))) == 2
 
 
 def test_a_first_push_needs_no_baseline(tmp_path):
-  serving = tmp_path / 'serving'
-  pushed = push_with(tmp_path, serving, gated_against=None)
+  served = tmp_path / 'serving'
+  pushed = push_with(tmp_path, served, gated_against=None)
   assert pushed.get_int_custom_property('pushed') == 1
-  (version,) = serving.numbered_versions(str(serving))
-  assert os.path.exists(os.path.join(serving, str(version), 'saved_model.pb'))
+  (version,) = serving.numbered_versions(str(served))
+  assert os.path.exists(os.path.join(served, str(version), 'saved_model.pb'))
   assert evaluator.SERVING_DIR_KEY in evaluator.ServedModelEvaluatorSpec.PARAMETERS
