@@ -11,11 +11,12 @@
 
 `colorizer COMMAND --help` lists a command's flags.
 """
+import contextlib
 import logging
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from absl import flags
 
@@ -194,6 +195,20 @@ def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None
     print('  (nothing to serve yet: no model has passed the gates)')
 
 
+def _log_flag(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('log', None, 'Send the libraries\' messages (TensorFlow\'s C++ runtime, '
+                      'Google\'s warnings) to this local file instead of the terminal; '
+                      'errors still reach the terminal.', flag_values=fv)
+
+
+def _libraries_log(path: Optional[str]):
+  """run_log.to_file(path) if a path is given (enter it before TensorFlow loads)."""
+  if not path:
+    return contextlib.nullcontext()
+  from pipeline import run_log  # pylint: disable=import-outside-toplevel
+  return run_log.to_file(path)
+
+
 def _colorize_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
                       'versions (the highest is used), local or gs://.', flag_values=fv,
@@ -215,17 +230,19 @@ def _colorize_flags(fv: flags.FlagValues) -> None:
                             '--beam-arg=--runner=DataflowRunner (docs/colorize.md); '
                             'repeatable. With none, a single input file runs in this '
                             'process (no worker processes to start).', flag_values=fv)
+  _log_flag(fv)
 
 
 def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import colorize  # pylint: disable=import-outside-toplevel
   if not args:
     raise flags.Error('give at least one INPUT: a file, a folder or a glob')
   start = time.time()
-  report = colorize.colorize(
-      args, fv.model, fv.out, fv.format, jpeg_quality=fv['jpeg-quality'].value,
-      overwrite=fv.overwrite, max_megapixels=fv['max-megapixels'].value,
-      beam_args=fv['beam-arg'].value, batch_size=fv['batch-size'].value)
+  with _libraries_log(fv.log):
+    from pipeline import colorize  # pylint: disable=import-outside-toplevel
+    report = colorize.colorize(
+        args, fv.model, fv.out, fv.format, jpeg_quality=fv['jpeg-quality'].value,
+        overwrite=fv.overwrite, max_megapixels=fv['max-megapixels'].value,
+        beam_args=fv['beam-arg'].value, batch_size=fv['batch-size'].value)
   colorize.print_summary(report, fv.out, time.time() - start)
   return 1 if report['rejected'] else 0
 
@@ -241,11 +258,13 @@ def _evaluate_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('grid', None, 'Also write an image (.png or .jpg) of the first '
                       'photos: gray input | model output | truth.', flag_values=fv)
   _max_megapixels_flag(fv)
+  _log_flag(fv)
 
 
 def _run_evaluate(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import evaluate  # pylint: disable=import-outside-toplevel
-  evaluate.run(fv.model, fv.data, fv.out, fv.grid, fv['max-megapixels'].value)
+  with _libraries_log(fv.log):
+    from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+    evaluate.run(fv.model, fv.data, fv.out, fv.grid, fv['max-megapixels'].value)
   return 0
 
 

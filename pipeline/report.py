@@ -13,6 +13,7 @@ import string
 from typing import Dict, List, Optional
 
 import numpy as np
+from google.protobuf import text_format
 from PIL import Image
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -83,8 +84,8 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
   candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
   baseline = _metrics(evaluation.uri, 'baseline') if has_baseline else {}
   validation = tfma.load_validation_result(evaluation.uri)
-  failed = [f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
-            f' fails {failure.metric_threshold}'.replace('\n', ' ')
+  failed = [f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f} fails '
+            f'{text_format.MessageToString(failure.metric_threshold, as_one_line=True)}'
             for per_slice in validation.metric_validations_per_slice
             for failure in per_slice.failures]
   failures = [html.escape(failure) for failure in failed]

@@ -8,6 +8,8 @@ for the run, descriptor 2 is a pipe that copies everything into the log and pass
 the terminal only C++ ERROR and FATAL lines that are not that known noise. Python's side
 goes through logging: the log gets INFO and above, and so Google's FutureWarnings (via
 `logging.captureWarnings`); the terminal gets errors, and warnings of this project's own.
+What Python code writes to `sys.stderr` itself (a skipped file, a progress bar) still
+reaches the terminal.
 """
 import contextlib
 import logging
@@ -78,9 +80,11 @@ def to_file(path: str) -> Iterator[None]:
   root.handlers = [to_log, to_terminal]
   root.setLevel(logging.INFO)
   logging.captureWarnings(True)
+  saved_stderr, sys.stderr = sys.stderr, terminal  # This process's own messages and bars.
   try:
     yield
   finally:
+    sys.stderr = saved_stderr
     logging.captureWarnings(False)
     root.handlers, root.level = saved_handlers, saved_level
     sys.stderr.flush()
