@@ -14,7 +14,8 @@ short and a long run and dividing the extra items by the extra time.
                           TF operations, serialization and writing in a plain loop  >= 0.8
   record_bytes_per_image  bytes on disk per example                          <= 200000
   train_input_ratio       training steps/s from the TFRecords / from the same batches
-                          in memory                                          >= 0.95
+                          in memory, in the Trainer's precision              >= 0.95
+                          (train_step_s: seconds per training step, reported)
   serve_overhead_ratio    serving_default latency, 256x256 JPEG in, PNG out / the bare
                           networks on prepared tensors                       <= 1.15
   fullres_ratio           serving_default latency, 12 megapixels / 256x256   <= 3
@@ -292,7 +293,12 @@ def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
   in_memory = from_records.take(sizes.train_steps).cache().repeat()
   for _ in in_memory.take(sizes.train_steps):  # Fills the cache.
     pass
-  colorizer = trainer.compiled_colorizer(hp.DEFAULTS[hp.LEARNING_RATE])
+  trainer.distribution_strategy()  # The Trainer's precision: mixed bfloat16 where the CPU has it.
+  precision = tf.keras.mixed_precision.global_policy().name
+  try:
+    colorizer = trainer.compiled_colorizer(hp.DEFAULTS[hp.LEARNING_RATE])
+  finally:
+    tf.keras.mixed_precision.set_global_policy('float32')  # For the benchmarks after this one.
 
   def steps_per_s(dataset) -> float:
     batches = iter(dataset)  # Filling the shuffle buffer is start-up: not timed.
@@ -307,7 +313,8 @@ def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
                              lambda: steps_per_s(in_memory))
   return {'train_input_ratio': ours['median'] / memory['median'],
           'train_steps_per_s_from_records': ours, 'train_steps_per_s_in_memory': memory,
-          'train_batch_size': sizes.train_batch}
+          'train_batch_size': sizes.train_batch, 'train_precision': precision,
+          'train_step_s': 1 / ours['median']}
 
 
 def _latency(call: Callable[[], object], calls: int) -> Dict:
@@ -553,6 +560,8 @@ def table(results: Dict) -> str:
     rows.append(f'| `{key}` | {shown} | {comparison} {goal:g} | {"yes" if met else "no"} |')
   rows.append(f'| `fullres_codecs_ratio` (JPEG decoding and PNG encoding alone) | '
               f'{results["fullres_codecs_ratio"]:.3f} | the floor of `fullres_ratio` | |')
+  rows.append(f'| `train_step_s` (seconds per training step of {results["train_batch_size"]}, '
+              f'{results["train_precision"]}) | {results["train_step_s"]:.2f} | reported | |')
   rows.append(f'| `colorize_fullres_s` (seconds per {results["colorize_fullres_megapixels"]:g} '
               f'MP photo in the job) | {results["colorize_fullres_s"]:.2f} | reported | |')
   return '\n'.join(rows)

@@ -21,5 +21,8 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert 0 < results['fullres_codecs_ratio'] < results['fullres_ratio']
   assert results['colorize_fullres_s'] > 0 and results['colorize_photos'] == 2
+  assert results['train_step_s'] > 0
+  assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
+  assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)
