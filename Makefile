@@ -54,7 +54,7 @@ browser:
 	@scripts/install_chromium.sh
 
 test: $(STAMP) browser
-	$(PY) -m pytest tests
+	$(PY) -m pytest --durations=15 tests
 
 # The unit tests (pytest -m fast): no pipeline, no browser; about a minute on 2 cores.
 test-fast: $(STAMP)
