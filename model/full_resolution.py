@@ -35,8 +35,10 @@ _GRAY_F = _lab_f(_LINEAR8).astype(np.float32)                       # gray -> f(
 _RGB_Y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * _LINEAR8 * _STEPS).reshape(-1).astype(np.float32)
 _Y_F = _lab_f(_AT_STEPS).astype(np.float32)                         # Y * _STEPS -> f(Y)
 _LINEAR_SRGB8 = np.round(255 * _linear_to_srgb(_AT_STEPS)).astype(np.uint8)
-# 16-bit gray scans: their f(Y) from every 16-bit level, and 16-bit sRGB out.
-_GRAY16_F = _lab_f(_srgb_to_linear(np.arange(65536) / 65535.0)).astype(np.float32)
+# 16-bit scans, gray or colour: f(Y) or Y from every 16-bit level, and 16-bit sRGB out.
+_LINEAR16 = _srgb_to_linear(np.arange(65536) / 65535.0)
+_GRAY16_F = _lab_f(_LINEAR16).astype(np.float32)
+_RGB16_Y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * _LINEAR16 * _STEPS).reshape(-1).astype(np.float32)
 _LINEAR_SRGB16 = np.round(65535 * _linear_to_srgb(_AT_STEPS)).astype(np.uint16)
 
 
@@ -45,16 +47,20 @@ def _lookup(table: np.ndarray, index: tf.Tensor) -> tf.Tensor:
 
 
 def _lab_fy(pixels: tf.Tensor) -> tf.Tensor:
-  """8-bit sRGB [H, W, C] -> Lab's fy = (L + 16) / 116 [H, W, 1], from the luminance;
-  16-bit gray [H, W, 1] likewise, from all 16 bits."""
+  """sRGB [H, W, C] (C = 1 or 3), uint8 or uint16 -> Lab's fy = (L + 16) / 116
+  [H, W, 1], from the luminance: every channel linearized through a table of all its
+  levels (all 16 bits of a 16-bit photo), Y = 0.212671 R + 0.715160 G + 0.072169 B
+  folded into the tables, then f(Y) looked up at Y's 16-bit step."""
   if pixels.dtype == tf.uint16:
-    return _lookup(_GRAY16_F, pixels)
+    gray_f, rgb_y, levels = _GRAY16_F, _RGB16_Y, 65536
+  else:
+    gray_f, rgb_y, levels = _GRAY_F, _RGB_Y, 256
 
   def from_gray():
-    return _lookup(_GRAY_F, pixels)
+    return _lookup(gray_f, pixels)
 
   def from_colour():
-    y = tf.reduce_sum(_lookup(_RGB_Y, tf.cast(pixels, tf.int32) + [0, 256, 512]),
+    y = tf.reduce_sum(_lookup(rgb_y, tf.cast(pixels, tf.int32) + [0, levels, 2 * levels]),
                       axis=-1, keepdims=True)                         # Y * _STEPS
     return _lookup(_Y_F, tf.saturate_cast(y, tf.uint16))
 
@@ -65,7 +71,7 @@ def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
   """The colourized photo at its own resolution: 8-bit sRGB [H, W, C] (C = 1 or 3)
   and ab [h, w, 2] (Lab units, any size, inside sRGB's gamut) -> 8-bit sRGB
   [H, W, 3] with the photo's own L and ab stretched over it (bilinear). A 16-bit
-  gray photo [H, W, 1] gives 16-bit sRGB.
+  photo (uint16 [H, W, 1 or 3]) gives 16-bit sRGB, its L from all 16 bits.
 
   `colour_space.rgb_to_lab`'s L and `colour_space.lab_to_rgb` written out so that they
   take a few passes over the full-size image; out-of-gamut colours are clipped, as
@@ -88,7 +94,7 @@ def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
 
 
 def l_at_model_size(pixels: tf.Tensor) -> tf.Tensor:
-  """What the model sees of a photo: sRGB [H, W, C] (uint8, or uint16 gray) -> its L
+  """What the model sees of a photo: sRGB [H, W, C] (uint8 or uint16) -> its L
   [256, 256, 1], the whole image squeezed to the model's square."""
   return colour_space.rgb_to_lab(scaling.at_model_size(pixels))[..., :1]
 

@@ -24,6 +24,35 @@ def encode(array: np.ndarray, fmt: str, **kwargs) -> bytes:
   return buffer.getvalue()
 
 
+def colourful_image16(seed: int, width: int = 96, height: int = 80) -> np.ndarray:
+  """A smooth, colourful uint16 RGB image that differs per seed, in mid tones (so that
+  colour put over its L stays inside sRGB), its levels mostly between 8-bit ones."""
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[0:height, 0:width] / max(width, height)
+  channels = [np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y
+                                   + rng.uniform())) for _ in range(3)]
+  return np.round(np.stack(channels, -1) * 12000 + 30000).astype(np.uint16)
+
+
+def png16(array: np.ndarray) -> bytes:
+  """A 16-bit PNG (48-bit RGB, 64-bit RGBA): Pillow cannot write one, TensorFlow can."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.io.encode_png(np.asarray(array, np.uint16)).numpy()
+
+
+def with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
+  """The PNG with one more chunk just before IEND: eXIf (EXIF without Pillow's 'Exif'
+  prefix), iCCP (name, 0, zlib-compressed profile), ..."""
+  import struct, zlib  # pylint: disable=import-outside-toplevel,multiple-imports
+  if kind == b'eXIf' and data.startswith(b'Exif\x00\x00'):
+    data = data[6:]
+  if kind == b'iCCP':
+    data = b'icc\x00\x00' + zlib.compress(data)
+  chunk = kind + data
+  chunk = struct.pack('>I', len(data)) + chunk + struct.pack('>I', zlib.crc32(chunk))
+  return png[:-12] + chunk + png[-12:]
+
+
 def huge_png(width: int = 12000, height: int = 10000) -> bytes:
   """A 120-megapixel PNG that is small on disk: a decompression bomb."""
   buffer = io.BytesIO()
