@@ -1,4 +1,5 @@
-"""Photo files -> 8-bit sRGB with Pillow, or the reason a file is rejected.
+"""Photo files -> 8-bit sRGB with Pillow (or 16-bit, on request), or the reason a file
+is rejected.
 
 Ingestion, `colorizer colorize`, `colorizer evaluate` and `colorizer serve` decode with
 `decode_photo` and turn any failure into a reason with `rejection` (`read_and_decode`),
@@ -85,7 +86,8 @@ def read_and_decode(read: Callable[[], bytes], decode: Callable[[bytes], Decoded
 
 
 class DecodedPhoto(NamedTuple):
-  rgb: np.ndarray  # uint8 [height, width, 3] sRGB, after EXIF orientation (maybe draft-reduced)
+  rgb: np.ndarray  # uint8 [height, width, 3] sRGB, after EXIF orientation (maybe draft-reduced);
+                   # with keep_gray / keep_16bit, maybe [H, W, 1] and uint16 (see decode_photo)
   height: int      # the photo's own size after EXIF orientation, before any reduction
   width: int
   format: str = ''         # Pillow's name of the file's format: 'JPEG', 'PNG', ...
@@ -97,7 +99,8 @@ _GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 
 
 def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-                 draft_size: int = 0, keep_gray: bool = False) -> DecodedPhoto:
+                 draft_size: int = 0, keep_gray: bool = False,
+                 keep_16bit: bool = False) -> DecodedPhoto:
   """Decodes image bytes to 8-bit sRGB, or raises PhotoRejected saying why not.
 
   Takes JPEG, PNG, GIF (first frame), BMP, WebP and TIFF; applies EXIF orientation;
@@ -107,7 +110,13 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   `draft_size` > 0 lets JPEG decode at a reduced scale whose sides stay >= draft_size,
   which is several times faster for large photos that are resized afterwards anyway.
   `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
-  (`colorizer colorize` takes a scan's luminance from all of its bits).
+  (`colorizer colorize` takes a scan's luminance from all of its bits). `keep_16bit`
+  returns a 16-bit colour PNG (48-bit RGB, or 64-bit RGBA composited on white) as
+  uint16 [H, W, 3] sRGB, decoded by TensorFlow's PNG decoder after Pillow has checked
+  and loaded it, with the same EXIF orientation. Its ICC profile is not converted:
+  LittleCMS in Pillow has no 16-bit RGB modes, so a profile that is not sRGB gives
+  the 8-bit path's converted copy instead. 16-bit RGB TIFFs stay 8-bit (neither
+  Pillow nor tensorflow-io's decode_tiff, which gives uint8 RGBA, reads their 16 bits).
   """
   if not data:
     raise PhotoRejected('empty', 'the file has 0 bytes')
@@ -137,6 +146,8 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     image = ImageOps.exif_transpose(image)
     if keep_gray and image.mode in _GRAY_MODES:
       rgb = _gray(image)
+    elif keep_16bit and _is_16bit_colour_png(data) and _is_srgb(image):
+      rgb = _oriented(_colour16(data), orientation)
     else:
       rgb = _to_srgb8(image)
   except Image.DecompressionBombError as e:
@@ -156,6 +167,55 @@ def _gray(image: Image.Image) -> np.ndarray:
   if image.mode == 'L':
     return np.asarray(image, np.uint8)[..., None]
   return np.clip(np.asarray(image, np.int64), 0, 65535).astype(np.uint16)[..., None]
+
+
+def _is_16bit_colour_png(data: bytes) -> bool:
+  """A PNG whose header says 16 bits per sample, RGB (colour type 2) or RGBA (6)."""
+  return (data.startswith(b'\x89PNG\r\n\x1a\n') and data[12:16] == b'IHDR'
+          and len(data) > 25 and data[24] == 16 and data[25] in (2, 6))
+
+
+def _is_srgb(image: Image.Image) -> bool:
+  """Whether the pixels are sRGB without a conversion: no ICC profile, a broken one
+  (treated as sRGB, as `_to_srgb8` does), or one that describes sRGB."""
+  icc = image.info.get('icc_profile')
+  if not icc:
+    return True
+  try:
+    description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+  except (ImageCms.PyCMSError, OSError):
+    return True
+  return 'srgb' in description.lower()
+
+
+def _colour16(data: bytes) -> np.ndarray:
+  """A 16-bit RGB or RGBA PNG -> uint16 [H, W, 3], alpha composited on white."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    pixels = tf.io.decode_png(data, channels=4 if data[25] == 6 else 3, dtype=tf.uint16).numpy()
+  except tf.errors.OpError as e:
+    raise PhotoRejected('undecodable', f'PNG: {e.message}') from None
+  if pixels.shape[-1] == 3:
+    return pixels
+  rgb, alpha = pixels[..., :3], pixels[..., 3:]
+  if (alpha == 65535).all():
+    return np.ascontiguousarray(rgb)
+  opacity = alpha.astype(np.float32) / 65535.0
+  return np.round(rgb * opacity + 65535.0 * (1.0 - opacity)).astype(np.uint16)
+
+
+# EXIF orientation as ImageOps.exif_transpose applies it, on a numpy image.
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
+  if orientation not in _ORIENT:
+    return pixels
+  return np.ascontiguousarray(_ORIENT[orientation](pixels))
 
 
 def _unrecognised(data: bytes, error: Exception) -> PhotoRejected:

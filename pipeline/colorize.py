@@ -75,8 +75,8 @@ class Input(NamedTuple):
 
 @dataclasses.dataclass
 class Photo:
-  """One photo in flight: its pixels (uint8, or uint16 gray), what the model sees of it,
-  and what the output keeps of the file."""
+  """One photo in flight: its pixels (uint8, or uint16 from a 16-bit file), what the
+  model sees of it, and what the output keeps of the file."""
   source: str
   output: str
   pixels: Optional[np.ndarray]        # [H, W, 1 or 3], after EXIF orientation
@@ -221,7 +221,8 @@ def decode(item: Input, max_megapixels: float):
   try:
     photo = decoding.read_and_decode(
         lambda: ingest.read(item.source),
-        lambda data: decoding.decode_photo(data, max_megapixels, keep_gray=True))
+        lambda data: decoding.decode_photo(data, max_megapixels, keep_gray=True,
+                                           keep_16bit=True))
   except decoding.PhotoRejected as e:
     return _rejected(item.source, e.reason, e.detail)
   pixels = photo.rgb
@@ -231,7 +232,8 @@ def decode(item: Input, max_megapixels: float):
 
 class DecodeInputs(beam.PTransform):
   """Input -> Photo, decoded by ingestion's decoder (EXIF orientation applied; 16-bit
-  gray kept); side output 'rejected' with ingestion's reasons."""
+  gray and 16-bit colour PNGs kept at 16 bits); side output 'rejected' with ingestion's
+  reasons."""
 
   def __init__(self, max_megapixels: float):
     super().__init__()
@@ -329,7 +331,10 @@ def _jpeg_colour_space(colour: np.ndarray, icc_profile: bytes) -> Tuple[Image.Im
 
 def _encoded(photo: Photo, jpeg_quality: int) -> bytes:
   if _is_jpeg(photo.output):
-    image, icc = _jpeg_colour_space(np.asarray(photo.colour, np.uint8), photo.icc_profile)
+    colour = photo.colour
+    if colour.dtype == np.uint16:  # A 16-bit input with --format jpg.
+      colour = np.round(colour / 257.0)
+    image, icc = _jpeg_colour_space(np.asarray(colour, np.uint8), photo.icc_profile)
     buffer = io.BytesIO()
     image.save(buffer, 'JPEG', quality=jpeg_quality, exif=photo.exif, icc_profile=icc or None)
     return buffer.getvalue()

@@ -7,7 +7,7 @@ import pytest
 
 from model import decoding
 from reference import close_to
-from sample_images import colourful_image, encode, huge_png
+from sample_images import colourful_image, colourful_image16, encode, huge_png, png16, with_chunk
 
 pytestmark = pytest.mark.fast
 
@@ -55,6 +55,48 @@ def test_sixteen_bit_gray_png_is_scaled_not_clipped():
   photo = decoding.decode_photo(buffer.getvalue())
   assert photo.rgb[0, 0, 0] == 0 and photo.rgb[-1, -1, 0] == 255
   assert np.array_equal(photo.rgb[..., 0], np.round(gray16 / 257).astype(np.uint8))
+
+
+def test_sixteen_bit_colour_png_keeps_its_16_bits_on_request():
+  rgb16 = colourful_image16(3, 90, 70)
+  data = png16(rgb16)
+  photo = decoding.decode_photo(data, keep_16bit=True)
+  assert photo.rgb.dtype == np.uint16 and photo.rgb.shape == (70, 90, 3)
+  assert np.array_equal(photo.rgb, rgb16) and photo.format == 'PNG'
+  eight_bit = decoding.decode_photo(data)  # Ingestion and serving: Pillow's 8-bit copy.
+  assert eight_bit.rgb.dtype == np.uint8 and close_to(eight_bit.rgb, rgb16 // 257, 1.0)
+
+
+def test_sixteen_bit_rgba_png_is_composited_on_white_at_16_bits():
+  rgba = np.concatenate([colourful_image16(4, 64, 48), np.full((48, 64, 1), 65535, np.uint16)], 2)
+  rgba[:, 32:, 3] = 0  # Right half transparent.
+  photo = decoding.decode_photo(png16(rgba), keep_16bit=True)
+  assert photo.rgb.dtype == np.uint16 and photo.rgb.shape == (48, 64, 3)
+  assert np.array_equal(photo.rgb[:, :32], rgba[:, :32, :3]) and (photo.rgb[:, 32:] == 65535).all()
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_sixteen_bit_colour_png_is_turned_by_its_exif_orientation_as_pillow_turns_it(orientation):
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  data = with_chunk(png16(colourful_image16(5, 72, 40)), b'eXIf', exif.tobytes())
+  photo = decoding.decode_photo(data, keep_16bit=True)
+  eight_bit = decoding.decode_photo(data)
+  assert photo.rgb.dtype == np.uint16 and photo.rgb.shape == eight_bit.rgb.shape
+  assert (photo.height, photo.width) == (eight_bit.height, eight_bit.width)
+  assert close_to(np.round(photo.rgb / 257), eight_bit.rgb, 0.5)
+
+
+def test_sixteen_bit_colour_png_with_a_profile_other_than_srgb_gives_the_converted_8_bit_copy():
+  from PIL import ImageCms  # pylint: disable=import-outside-toplevel
+  rgb16 = png16(colourful_image16(6, 64, 48))
+  srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+  xyz = ImageCms.ImageCmsProfile(ImageCms.createProfile('XYZ')).tobytes()
+  kept = decoding.decode_photo(with_chunk(rgb16, b'iCCP', srgb), keep_16bit=True)
+  assert kept.rgb.dtype == np.uint16 and kept.icc_profile == srgb
+  converted = decoding.decode_photo(with_chunk(rgb16, b'iCCP', xyz), keep_16bit=True)
+  assert converted.rgb.dtype == np.uint8
+  assert np.array_equal(converted.rgb, decoding.decode_photo(with_chunk(rgb16, b'iCCP', xyz)).rgb)
 
 
 def test_cmyk_jpeg_becomes_rgb():
