@@ -30,7 +30,7 @@ from model import scaling
 from model import serving
 from pipeline import cli
 from pipeline import colorize
-from sample_images import colourful_image, encode
+from sample_images import colourful_image, colourful_image16, encode, png16
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
 COLOUR = (12.0, 18.0)
@@ -92,6 +92,7 @@ def archive(root) -> dict:
       '1960/prints/cmyk.jpg': (jpeg(colourful_image(3, 110, 80), 'CMYK',
                                     exif=exif('Cy', orientation=6).tobytes()), 'written'),
       'scans/scan16.png': (encode(gray16(), 'PNG'), 'written'),
+      'scans/colour16.png': (png16(colourful_image16(5, 150, 110)), 'written'),  # 48-bit RGB
       'scans/gray.png': (encode(np.asarray(Image.fromarray(photo).convert('L')), 'PNG'),
                          'written'),
       'scans/photo.webp': (encode(colourful_image(4, 50, 60), 'WEBP'), 'written'),
@@ -110,7 +111,7 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
     (root / name).write_bytes(data)
   result = run(str(root), '--model', colour_model, '--out', str(out))
   assert result.returncode == 1, result.stderr[-3000:]  # Some files were rejected.
-  assert 'Colourized 6 of 9 files' in result.stdout
+  assert 'Colourized 7 of 10 files' in result.stdout
   assert 'cut.jpg: truncated' in result.stderr
   report = json.load(open(out / colorize.REPORT_FILE))
   rows = {os.path.relpath(row['source'], root): row for row in report['files']}
@@ -120,6 +121,7 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
   assert {name: os.path.relpath(path, out) for name, path in outputs.items()} == {
       '1950/IMG_0001.jpg': '1950/IMG_0001.jpg', '1960/IMG_0001.jpg': '1960/IMG_0001.jpg',
       '1960/prints/cmyk.jpg': '1960/prints/cmyk.jpg', 'scans/scan16.png': 'scans/scan16.png',
+      'scans/colour16.png': 'scans/colour16.png',
       'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png'}
 
   for name, output in outputs.items():
@@ -137,19 +139,21 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
   assert Image.open(outputs['1950/IMG_0001.jpg']).info['icc_profile'] == SRGB_ICC
   assert Image.open(outputs['1960/prints/cmyk.jpg']).size == (80, 110)  # Turned by EXIF.
 
-  # The 16-bit scan: a 16-bit PNG whose L follows the source's 16 bits far closer than
-  # the scan's 8-bit copy could.
-  data = open(outputs['scans/scan16.png'], 'rb').read()
-  assert data[24] == 16  # The PNG header's bit depth.
-  colour = tf.io.decode_png(data, dtype=tf.uint16).numpy()
-  scan = gray16()
-  truth = lightness(np.repeat(scan[..., None], 3, 2), 65535.0)
-  eight_bit = np.round(scan / 257.0)[..., None].repeat(3, 2)
-  error_8 = np.abs(lightness(eight_bit) - truth).mean()
-  error_16 = np.abs(lightness(colour, 65535.0) - truth).mean()
-  assert error_16 < error_8 / 5, (error_16, error_8)
-  lab = colour_space.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
-  assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), COLOUR, atol=1.0)
+  # The 16-bit scan and the 48-bit colour PNG: 16-bit PNGs whose L follows the source's
+  # 16 bits far closer than the source's 8-bit copy could.
+  sources = {'scans/scan16.png': np.repeat(gray16()[..., None], 3, 2),
+             'scans/colour16.png': colourful_image16(5, 150, 110)}
+  for name, source in sources.items():
+    data = open(outputs[name], 'rb').read()
+    assert data[24] == 16 and data[25] == 2, name  # The PNG header: 16-bit RGB.
+    colour = tf.io.decode_png(data, dtype=tf.uint16).numpy()
+    truth = lightness(source, 65535.0)
+    eight_bit = np.round(source / 257.0)
+    error_8 = np.abs(lightness(eight_bit) - truth).mean()
+    error_16 = np.abs(lightness(colour, 65535.0) - truth).mean()
+    assert error_16 < error_8 / 5, (name, error_16, error_8)
+    lab = colour_space.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
+    assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), COLOUR, atol=1.0), name
 
 
 def outputs_of(out) -> dict:
