@@ -157,7 +157,7 @@ def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
   start = time.time()
   print(f'Running the pipeline; the libraries\' messages go to {log}')
   busy = None
-  with run_log.to_file(log):  # Before TensorFlow loads: its C++ runtime prints on import.
+  with _libraries_log(log):  # Before TensorFlow loads: its C++ runtime prints on import.
     from pipeline import local_runner  # pylint: disable=import-outside-toplevel
     try:
       verdict = local_runner.run(fv.data, output_root, beam_args=fv['beam-arg'].value,
