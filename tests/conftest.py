@@ -56,6 +56,27 @@ def sharp_weights(tmp_path_factory):
   return embedding.resolve_weights(path)
 
 
+# The colour (a, b) that one_colour_model answers everywhere: an orange inside sRGB at
+# the lightness of the photos test_colorize and test_evaluate give it (L 35..75).
+ONE_COLOUR = (12.0, 18.0)
+
+
+@pytest.fixture(scope='session')
+def one_colour_model(tmp_path_factory):
+  """A real exported model of the fusion architecture (random embedding weights) that
+  answers ONE_COLOUR at every pixel through its last layer's bias, every other weight
+  being 0. Exported once for test_colorize and test_evaluate: an export takes ~40 s."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from model import embedding, network, scaling, serving  # pylint: disable=import-outside-toplevel
+  colorizer = network.build_colorizer()
+  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
+  colorizer.get_layer('decoder_5').bias.assign(
+      np.arctanh(np.asarray(ONE_COLOUR) / scaling.AB_SCALE))
+  path = str(tmp_path_factory.mktemp('one_colour_model'))
+  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
+  return path
+
+
 IN_MEMORY_BEAM = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
 RUN_OPTIONS = dict(embedding_weights='none', eval_percent=25, train_steps=TRAIN_STEPS,
                    eval_steps=2, hyperparameters=TRAIN_CONFIG)
