@@ -1,5 +1,11 @@
 """Shared fixtures: photos and broken files generated on the fly (nothing downloaded)."""
+import csv
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import pytest
@@ -50,6 +56,27 @@ def sharp_weights(tmp_path_factory):
   return embedding.resolve_weights(path)
 
 
+# The colour (a, b) that one_colour_model answers everywhere: an orange inside sRGB at
+# the lightness of the photos test_colorize and test_evaluate give it (L 35..75).
+ONE_COLOUR = (12.0, 18.0)
+
+
+@pytest.fixture(scope='session')
+def one_colour_model(tmp_path_factory):
+  """A real exported model of the fusion architecture (random embedding weights) that
+  answers ONE_COLOUR at every pixel through its last layer's bias, every other weight
+  being 0. Exported once for test_colorize and test_evaluate: an export takes ~40 s."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from model import embedding, network, scaling, serving  # pylint: disable=import-outside-toplevel
+  colorizer = network.build_colorizer()
+  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
+  colorizer.get_layer('decoder_5').bias.assign(
+      np.arctanh(np.asarray(ONE_COLOUR) / scaling.AB_SCALE))
+  path = str(tmp_path_factory.mktemp('one_colour_model'))
+  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
+  return path
+
+
 IN_MEMORY_BEAM = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
 RUN_OPTIONS = dict(embedding_weights='none', eval_percent=25, train_steps=TRAIN_STEPS,
                    eval_steps=2, hyperparameters=TRAIN_CONFIG)
@@ -79,6 +106,74 @@ def trained(yellow_blue_folder, tmp_path_factory):
           'pushed': artifacts['PushedModel'], 'connection': connection,
           'serving_dir': os.path.join(artifacts['Model'].uri, 'Format-Serving'),
           'data': yellow_blue_folder, 'root': root, **where}
+
+
+COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
+RESUMED_EPOCHS = 5
+
+
+def epochs_logged(training_log):
+  """The epochs a Trainer's training log (CSVLogger) holds so far."""
+  if not os.path.exists(training_log):
+    return []
+  with open(training_log) as f:
+    return [int(row['epoch']) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope='session')
+def resumed_run(yellow_blue_folder, tmp_path_factory):
+  """`colorizer run` as users run it, killed during training and run again. Beam's
+  multi-processing DirectRunner (no --beam-arg), on photos not ingested before, so
+  ingestion runs in worker processes; the caller's environment without
+  TF_CPP_MIN_LOG_LEVEL, as a user's shell has it (it would silence the noise that the
+  log must hold). The gray gate is loosened so that the finished run pushes.
+  test_pipeline checks the resuming, test_cli the terminal and the log: one pipeline
+  run serves both. Returns each run's output, the epochs logged when the first was
+  killed, those of the resumed training, and the part of the log the second run wrote."""
+  folder = tmp_path_factory.mktemp('resumed')
+  data, root = folder / 'photos', folder / 'out'
+  data.mkdir()
+  for name in sorted(os.listdir(yellow_blue_folder))[:20]:
+    shutil.copy(os.path.join(yellow_blue_folder, name), data / name)
+  from model import trainer  # pylint: disable=import-outside-toplevel
+  model_runs = os.path.join(root, 'pipeline_root', 'Trainer', 'model_run')
+  log = root / 'logs' / 'colorizer-run.log'
+  command = [COLORIZER, 'run', '--data', str(data), '--output-root', str(root),
+             '--embedding-weights', 'none', '--eval-percent', '25', '--train-steps', '20',
+             '--eval-steps', '1', '--epochs', str(RESUMED_EPOCHS), '--batch-size', '2',
+             '--min-improvement-over-gray=-1000']
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+
+  def training_logs():
+    names = os.listdir(model_runs) if os.path.isdir(model_runs) else []
+    return [os.path.join(model_runs, name, trainer.TRAINING_LOG) for name in names]
+
+  # The first run's output goes to files unbuffered: the kill would lose a buffer.
+  with open(folder / 'first.out', 'w') as out, open(folder / 'first.err', 'w') as err:
+    first = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True,
+                             env={**env, 'PYTHONUNBUFFERED': '1'})
+    deadline = time.time() + 900  # Ingestion first, in worker processes.
+    while first.poll() is None and time.time() < deadline:
+      logs = training_logs()
+      if logs and epochs_logged(logs[0]):
+        break
+      time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+  killed_logs = training_logs()
+  killed_at = epochs_logged(killed_logs[0]) if killed_logs else []
+  log_size = log.stat().st_size
+  second = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False,
+                          env=env)
+  resumed = [path for path in training_logs() if path not in killed_logs]
+  with open(log, errors='replace') as f:
+    f.seek(log_size)
+    second_log = f.read()
+  return {'first_stdout': (folder / 'first.out').read_text(),
+          'first_stderr': (folder / 'first.err').read_text(),
+          'epochs_when_killed': killed_at, 'second': second,
+          'resumed_epochs': epochs_logged(resumed[0]) if resumed else [],
+          'second_log': second_log, 'root': root}
 
 
 # What `colorizer compile` is given in the Kubeflow tests: a Vertex-style GPU Trainer and

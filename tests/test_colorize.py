@@ -1,9 +1,9 @@
 """`colorizer colorize` as an archive runs it: a tree of photos and broken files, a run
 killed in the middle and run again, and the Beam options it builds.
 
-The model is exported once (random embedding weights) and answers one colour, ab =
-COLOUR, everywhere: inside sRGB at the photos' lightness, so that the luminance the
-outputs keep is measured without any clipping of colours.
+The model (conftest's one_colour_model, exported once, random embedding weights)
+answers one colour, ab = ONE_COLOUR, everywhere: inside sRGB at the photos' lightness,
+so that the luminance the outputs keep is measured without any clipping of colours.
 """
 import io
 import json
@@ -24,29 +24,15 @@ import tensorflow as tf
 
 from model import colour_space
 from model import decoding
-from model import embedding
-from model import network
-from model import scaling
-from model import serving
 from pipeline import cli
 from pipeline import colorize
+from conftest import ONE_COLOUR
 from sample_images import colourful_image, colourful_image16, encode, png16
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
-COLOUR = (12.0, 18.0)
 IN_MEMORY_OPTIONS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
 IN_MEMORY = [f'--beam-arg={option}' for option in IN_MEMORY_OPTIONS]
 ARTIST, ORIENTATION = 0x013B, 0x0112
-
-
-@pytest.fixture(scope='session')
-def colour_model(tmp_path_factory):
-  colorizer = network.build_colorizer()
-  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
-  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(COLOUR) / scaling.AB_SCALE))
-  path = str(tmp_path_factory.mktemp('colour_model'))
-  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
-  return path
 
 
 def run(*args):
@@ -102,14 +88,14 @@ def archive(root) -> dict:
   }
 
 
-def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_path):
+def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp_path):
   """The default options: the DirectRunner in multi-processing mode."""
   root, out = tmp_path / 'archive', tmp_path / 'colour'
   files = archive(root)
   for name, (data, _) in files.items():
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     (root / name).write_bytes(data)
-  result = run(str(root), '--model', colour_model, '--out', str(out))
+  result = run(str(root), '--model', one_colour_model, '--out', str(out))
   assert result.returncode == 1, result.stderr[-3000:]  # Some files were rejected.
   assert 'Colourized 7 of 10 files' in result.stdout
   assert 'cut.jpg: truncated' in result.stderr
@@ -153,7 +139,7 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(colour_model, tmp_pat
     error_16 = np.abs(lightness(colour, 65535.0) - truth).mean()
     assert error_16 < error_8 / 5, (name, error_16, error_8)
     lab = colour_space.rgb_to_lab(tf.constant(colour, tf.float32) / 65535.0).numpy()
-    assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), COLOUR, atol=1.0), name
+    assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), ONE_COLOUR, atol=1.0), name
 
 
 def outputs_of(out) -> dict:
@@ -161,12 +147,12 @@ def outputs_of(out) -> dict:
           if colorize.TMP_DIR not in path.parts}
 
 
-def test_a_killed_run_resumes_where_it_stopped(colour_model, tmp_path):
+def test_a_killed_run_resumes_where_it_stopped(one_colour_model, tmp_path):
   photos, out = tmp_path / 'photos', tmp_path / 'out'
   photos.mkdir()
   for i in range(24):
     (photos / f'{i:02d}.jpg').write_bytes(jpeg(colourful_image(i, 96, 80)))
-  argv = [COLORIZER, 'colorize', str(photos), '--model', colour_model, '--out', str(out),
+  argv = [COLORIZER, 'colorize', str(photos), '--model', one_colour_model, '--out', str(out),
           '--batch-size', '2', *IN_MEMORY]
   process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -193,7 +179,7 @@ def test_a_killed_run_resumes_where_it_stopped(colour_model, tmp_path):
 
   # One file: the job in this process.
   first = sorted(done)[0]
-  result = run(str(photos / first.name), '--model', colour_model, '--out', str(out),
+  result = run(str(photos / first.name), '--model', one_colour_model, '--out', str(out),
                '--overwrite')
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.load(open(out / colorize.REPORT_FILE))['files'][0]['status'] == 'written'

@@ -1,9 +1,10 @@
 """`colorizer evaluate` on generated photos whose right answer is known.
 
 The photos have one colour (a, b) at every pixel and varying lightness. A real
-exported model of the fusion architecture answers with exactly that colour, through its
-last layer's bias (every other weight is 0): a perfect prediction. The gray baseline,
-scored next to it, is the gray prediction (ab = 0), 36 Lab units off at every pixel.
+exported model of the fusion architecture (conftest's one_colour_model) answers with
+exactly that colour, through its last layer's bias (every other weight is 0): a perfect
+prediction. The gray baseline, scored next to it, is the gray prediction (ab = 0), 22
+Lab units off at every pixel.
 (That a model predicting ab = 0 scores what the baseline scores is test_metrics's.)
 """
 import json
@@ -16,34 +17,24 @@ import pytest
 import tensorflow as tf
 
 from model import colour_space
-from model import embedding
 from model import metrics
-from model import network
 from model import records
 from model import scaling
 from model import serving
 from pipeline import cli
 from pipeline import evaluate
+from conftest import ONE_COLOUR
 from sample_images import encode
 
-COLOUR = (20.0, 30.0)  # a, b of every generated photo: an orange, inside sRGB at L 35..75
 PHOTOS = 5
 
 
-def one_colour_photo(seed: int, ab=COLOUR, width: int = 160, height: int = 120) -> np.ndarray:
+def one_colour_photo(seed: int, ab=ONE_COLOUR, width: int = 160, height: int = 120) -> np.ndarray:
   rng = np.random.default_rng(seed)
   y, x = np.mgrid[0:height, 0:width] / max(width, height)
   l = 55 + 20 * np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y))
   lab = np.stack([l, np.full_like(l, ab[0]), np.full_like(l, ab[1])], -1).astype(np.float32)
   return (colour_space.lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
-
-
-def constant_colour_model(path: str, ab) -> str:
-  colorizer = network.build_colorizer()
-  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
-  colorizer.get_layer('decoder_5').bias.assign(np.arctanh(np.asarray(ab) / scaling.AB_SCALE))
-  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
-  return path
 
 
 @pytest.fixture(scope='module')
@@ -55,15 +46,10 @@ def photos(tmp_path_factory):
   return str(folder)
 
 
-@pytest.fixture(scope='module')
-def perfect_model(tmp_path_factory):
-  return constant_colour_model(str(tmp_path_factory.mktemp('model')), COLOUR)
-
-
-def test_a_perfect_and_the_gray_prediction_from_the_command_line(photos, perfect_model,
+def test_a_perfect_and_the_gray_prediction_from_the_command_line(photos, one_colour_model,
                                                                  tmp_path, capsys):
   out, grid = tmp_path / 'metrics.json', tmp_path / 'grid.jpg'
-  code = cli.main(['colorizer', 'evaluate', '--model', perfect_model, '--data', photos,
+  code = cli.main(['colorizer', 'evaluate', '--model', one_colour_model, '--data', photos,
                    '--out', str(out), '--grid', str(grid)])
   assert code == 0
   result = json.load(open(out))
@@ -76,9 +62,10 @@ def test_a_perfect_and_the_gray_prediction_from_the_command_line(photos, perfect
   assert figures['ab_mse'] < 1e-4 and figures['ab_mse_vs_gray'] < 0.01
   assert figures['auc'] > 99.0
   assert figures['psnr'] > 40.0
-  # The gray baseline: every pixel is |(20, 30)| = 36 Lab units away.
-  assert figures['gray_auc'] == pytest.approx(100 * (1 - 36.06 / 150), abs=1.0)
-  assert figures['gray_ab_mse'] == pytest.approx((20 ** 2 + 30 ** 2) / 2 / 128 ** 2, rel=0.05)
+  # The gray baseline: every pixel is |ONE_COLOUR| (22 Lab units) away.
+  distance = float(np.hypot(*ONE_COLOUR))
+  assert figures['gray_auc'] == pytest.approx(100 * (1 - distance / 150), abs=1.0)
+  assert figures['gray_ab_mse'] == pytest.approx(distance ** 2 / 2 / 128 ** 2, rel=0.05)
   assert figures['gray_psnr'] < figures['psnr'] - 10
   assert figures['gray_colourfulness'] < 1.0 < figures['colourfulness']
   printed = capsys.readouterr()
@@ -87,11 +74,11 @@ def test_a_perfect_and_the_gray_prediction_from_the_command_line(photos, perfect
   assert Image.open(grid).size == (3 * 192, 24 + PHOTOS * 192)
 
 
-def test_scores_the_newest_version_and_refuses_a_folder_without_photos(perfect_model,
+def test_scores_the_newest_version_and_refuses_a_folder_without_photos(one_colour_model,
                                                                       tmp_path):
   serving_dir = tmp_path / 'serving'
   (serving_dir / '1').mkdir(parents=True)  # Not a model: loading it would fail.
-  os.symlink(perfect_model, serving_dir / '2')
+  os.symlink(one_colour_model, serving_dir / '2')
   (tmp_path / 'photo.png').write_bytes(encode(one_colour_photo(9), 'PNG'))
   result = evaluate.evaluate(str(serving_dir), str(tmp_path / 'photo.png'))
   assert result['figures']['auc'] > 99.0
@@ -99,7 +86,7 @@ def test_scores_the_newest_version_and_refuses_a_folder_without_photos(perfect_m
   (tmp_path / 'nothing' / 'gray.png').write_bytes(
       encode(np.full((64, 64, 3), 128, np.uint8), 'PNG'))
   with pytest.raises(ValueError, match='none of the 1 files .*gray.png: no_colour'):
-    evaluate.evaluate(perfect_model, str(tmp_path / 'nothing'))
+    evaluate.evaluate(one_colour_model, str(tmp_path / 'nothing'))
 
 
 def test_from_l_and_from_examples_agree_on_the_ingested_records(trained, tmp_path):

@@ -1,12 +1,8 @@
 """The end-to-end pipeline through LocalDagRunner: gating, pushing, caching, a bad
 candidate, a killed run, and one run at a time per output root."""
-import csv
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 from PIL import Image
@@ -16,13 +12,10 @@ from tfx.orchestration import metadata
 from ml_metadata.proto import metadata_store_pb2
 
 from components import pusher
-from conftest import IN_MEMORY_BEAM, RUN_OPTIONS, newest
+from conftest import COLORIZER, IN_MEMORY_BEAM, RESUMED_EPOCHS, RUN_OPTIONS, newest
 from model import serving
-from model import trainer
 from pipeline import local_runner
 from sample_images import encode, yellow_blue_image
-
-COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
 
 
 def executions_of_last_run(connection):
@@ -105,46 +98,16 @@ def test_a_candidate_failing_only_the_regression_gate_is_neither_blessed_nor_pus
   assert gates == {'ab_mse': True}
 
 
-def _epochs(csv_path):
-  if not os.path.exists(csv_path):
-    return []
-  with open(csv_path) as f:
-    return [int(row['epoch']) for row in csv.DictReader(f)]
-
-
-def test_a_run_killed_during_training_resumes_and_completes(trained, tmp_path):
-  """`colorizer run` as users run it: Beam's multi-processing DirectRunner (no
-  --beam-arg), on photos not ingested before, so ingestion runs in worker processes."""
-  model_runs = os.path.join(trained['pipeline_root'], 'Trainer', 'model_run')
-  before = set(os.listdir(model_runs))
-  data = tmp_path / 'photos'
-  data.mkdir()
-  for name in sorted(os.listdir(trained['data']))[:20]:
-    shutil.copy(os.path.join(trained['data'], name), data / name)
-  command = [COLORIZER, 'run', '--data', str(data), '--output-root', trained['root'],
-             '--embedding-weights', 'none', '--eval-percent', '25', '--train-steps', '20',
-             '--eval-steps', '1', '--epochs', '5', '--batch-size', '2']
-  first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
-  logs = []
-  deadline = time.time() + 900  # Ingestion first, in worker processes.
-  while first.poll() is None and time.time() < deadline:
-    logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
-            for name in set(os.listdir(model_runs)) - before]
-    if logs and _epochs(logs[0]):
-      break
-    time.sleep(0.1)
-  os.killpg(first.pid, signal.SIGKILL)
-  first.wait()
-  assert logs and 0 < len(_epochs(logs[0])) < 5, 'the kill came too late to test resuming'
-
-  second = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+def test_a_run_killed_during_training_resumes_and_completes(resumed_run):
+  """`colorizer run` as users run it (conftest's resumed_run: the multi-processing
+  DirectRunner, so ingestion runs in worker processes), killed during training."""
+  killed = resumed_run['epochs_when_killed']
+  assert 0 < len(killed) < RESUMED_EPOCHS, 'the kill came too late to test resuming'
+  second = resumed_run['second']
   assert second.returncode == 0, second.stderr[-3000:]
-  new_logs = [os.path.join(model_runs, name, trainer.TRAINING_LOG)
-              for name in set(os.listdir(model_runs)) - before if
-              os.path.join(model_runs, name, trainer.TRAINING_LOG) not in logs]
-  resumed = _epochs(new_logs[0])
-  assert resumed[0] > 0 and resumed[-1] == 4  # It went on from its last epoch, to the end.
+  resumed = resumed_run['resumed_epochs']
+  # It went on from its last epoch, to the end.
+  assert resumed[0] > 0 and resumed[-1] == RESUMED_EPOCHS - 1
   assert 'Pipeline finished' in second.stdout
 
 
