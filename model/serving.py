@@ -2,13 +2,14 @@
 its signatures.
 
 - `serving_default`: `image_bytes` (a batch of encoded JPEG, PNG, GIF or BMP images of
-  any size; `{"b64": ...}` under TF Serving's REST API) -> `colorized_bytes`, PNG images
-  at each input's own resolution. Inside: decode; the image at 256x256 for the encoder
-  and its gray image at 299x299 for Inception-ResNet-v2 (the same weights as at
-  ingestion); the predicted ab desaturated where sRGB cannot show it (at 256x256,
-  rather than clipping, which would change the lightness), upsampled bilinearly to full
-  size and recombined with the full-resolution L; Lab to RGB. (The `_bytes` suffixes
-  make TF Serving's REST API base64 the strings.)
+  any size; `{"b64": ...}` under TF Serving's REST API) -> `colorized_bytes`, each
+  input's colour photo at its own resolution, in the input's format: JPEG for a JPEG,
+  PNG for anything else (`full_resolution.encoded_like`). Inside: decode; the image at
+  256x256 for the encoder and its gray image at 299x299 for Inception-ResNet-v2 (the
+  same weights as at ingestion); the predicted ab desaturated where sRGB cannot show it
+  (at 256x256, rather than clipping, which would change the lightness), upsampled
+  bilinearly to full size and recombined with the full-resolution L; Lab to RGB;
+  encoded. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
   ab / 128 [N, 256, 256, 2]; for the Evaluator.
 - `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1), `ab` (ab / 128) and
@@ -83,9 +84,7 @@ class _Colorize(tf.Module):
     pixels, l_small = self._prepare(image_bytes)
     colourized = full_resolution.colourized(pixels, l_small,
                                             self._predict_ab(l_small[None])[0])  # [H, W, 3]
-    # zlib level 1: a 12-megapixel PNG encodes in a sixth of the default level's time
-    # for about 15% more bytes.
-    return tf.io.encode_png(colourized, compression=1)
+    return full_resolution.encoded_like(image_bytes, colourized)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def serving_default(self, image_bytes):

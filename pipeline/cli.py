@@ -219,8 +219,8 @@ def _colorize_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum('format', 'auto', ['auto', 'jpg', 'png'], 'Output format; auto: JPEG '
                     'for JPEG input (keeping its EXIF and ICC profile), else PNG (16-bit '
                     'for 16-bit input).', flag_values=fv)
-  flags.DEFINE_integer('jpeg-quality', 95, 'Quality of JPEG output.', lower_bound=1,
-                       upper_bound=100, flag_values=fv)
+  flags.DEFINE_integer('jpeg-quality', decoding.JPEG_QUALITY, 'Quality of JPEG output.',
+                       lower_bound=1, upper_bound=100, flag_values=fv)
   flags.DEFINE_bool('overwrite', False, 'Colourize again inputs whose output exists '
                     '(by default they are skipped: a re-run resumes).', flag_values=fv)
   _max_megapixels_flag(fv)

@@ -48,7 +48,6 @@ TMP_DIR = '.colorize-tmp'
 FORMATS = ('auto', 'jpg', 'png')
 JPEG_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif')
 BATCH_SIZE = 16  # photos of the model's size per `from_l` call
-PNG_COMPRESSION = 1  # zlib level 1: a 12-megapixel PNG in a sixth of the default's time
 _REJECTED = 'rejected'
 _SKIPPED = 'skipped'
 _METRICS_NAMESPACE = 'colorize'
@@ -338,7 +337,7 @@ def _encoded(photo: Photo, jpeg_quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, 'JPEG', quality=jpeg_quality, exif=photo.exif, icc_profile=icc or None)
     return buffer.getvalue()
-  return tf.io.encode_png(photo.colour, compression=PNG_COMPRESSION).numpy()
+  return tf.io.encode_png(photo.colour, compression=decoding.PNG_COMPRESSION).numpy()
 
 
 def encode(photo: Photo, jpeg_quality: int):
@@ -395,7 +394,8 @@ class ColorizePhotos(beam.PTransform):
   """PBegin -> FileStatus of every file the INPUT roots match, writing the outputs."""
 
   def __init__(self, roots: Sequence[Tuple[str, str]], model_dir: str, out: str,
-               fmt: str = 'auto', jpeg_quality: int = 95, overwrite: bool = False,
+               fmt: str = 'auto', jpeg_quality: int = decoding.JPEG_QUALITY,
+               overwrite: bool = False,
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                batch_size: int = BATCH_SIZE):
     super().__init__()
@@ -472,7 +472,7 @@ def _remove_partials(out: str) -> None:
 
 
 def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
-             jpeg_quality: int = 95, overwrite: bool = False,
+             jpeg_quality: int = decoding.JPEG_QUALITY, overwrite: bool = False,
              max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
              beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE) -> dict:
   """Colourizes every input into `out` with the Beam job; returns the report it wrote
@@ -528,16 +528,38 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
   return files
 
 
+def _graph_decodes_alike(photo: decoding.DecodedPhoto) -> bool:
+  """Whether `serving_default`'s own decoder gives the photo that Pillow gave: a gray or
+  RGB JPEG whose pixels are sRGB as they are (a CMYK one, or one with another colour
+  profile, Pillow converts to sRGB; TensorFlow does not)."""
+  return (photo.format == 'JPEG' and photo.mode in ('L', 'RGB')
+          and decoding.is_srgb(photo.icc_profile))
+
+
 def colorize_photo(signature, data: bytes,
                    max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> bytes:
-  """One encoded photo (any format ingestion reads) -> the colourized PNG, at its size.
+  """One encoded photo (any format ingestion reads) -> the colourized photo at its size,
+  in the format TF Serving answers it with: JPEG for a JPEG, PNG for anything else.
 
-  Pillow decodes it (with the same checks as ingestion: size from the header first, so a
-  decompression bomb is refused before it is decoded) and hands `serving_default`
-  lossless PNG. Raises decoding.PhotoRejected for a photo it cannot take.
+  Pillow decodes it first (with the same checks as ingestion: size from the header
+  first, so a decompression bomb is refused before it is decoded). A JPEG that the
+  signature decodes alike goes to `serving_default` as it came, so the answer is TF
+  Serving's to the byte; any other photo goes as lossless PNG of Pillow's pixels, and
+  the PNG answer to an odd JPEG (CMYK, or another colour profile) is re-encoded as
+  JPEG. Raises decoding.PhotoRejected for a photo it cannot take.
   """
   photo = decoding.decode_photo(data, max_megapixels)
+  if _graph_decodes_alike(photo):
+    return _answer(signature, data)
   png = io.BytesIO()
   Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
-  result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})
-  return result[serving.OUTPUT_KEY].numpy()[0]
+  answer = _answer(signature, png.getvalue())
+  if photo.format != 'JPEG':
+    return answer
+  jpeg = io.BytesIO()
+  Image.open(io.BytesIO(answer)).save(jpeg, 'JPEG', quality=decoding.JPEG_QUALITY)
+  return jpeg.getvalue()
+
+
+def _answer(signature, data: bytes) -> bytes:
+  return signature(**{serving.INPUT_KEY: tf.constant([data])})[serving.OUTPUT_KEY].numpy()[0]

@@ -5,7 +5,8 @@ written against it works against TF Serving unchanged:
 
   GET  /v1/models/<name>[/versions/<v>]             model status
   POST /v1/models/<name>[/versions/<v>]:predict     {"instances": [{"b64": ...}]} ->
-                                                    {"predictions": [{"b64": PNG}]}
+                                                    {"predictions": [{"b64": ...}]},
+                                                    JPEG for a JPEG, else PNG
   GET  /                                            the web page (pick or drop a photo)
 
 The newest numbered version under the model folder is served; a newly pushed one is
@@ -220,12 +221,12 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
     results = []
     for i, image in enumerate(images):
       try:
-        png = colorize.colorize_photo(current.signature, image, max_megapixels)
+        answer = colorize.colorize_photo(current.signature, image, max_megapixels)
       except (decoding.PhotoRejected, tf.errors.InvalidArgumentError) as e:
         rejected = decoding.rejection(e)
         raise ApiError(413 if rejected.reason == 'too_large' else 400,
                        f'image {i}: {rejected.reason}: {rejected.detail}') from None
-      results.append({'b64': base64.b64encode(png).decode('ascii')})
+      results.append({'b64': base64.b64encode(answer).decode('ascii')})
     return results
 
   async def predict(name: str, version: Optional[str], request: fastapi.Request):

@@ -19,6 +19,8 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
                  'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
+  assert results['fullres_png_s']['median'] > 0 and len(results['fullres_png_s']['runs']) == 1
+  assert '`fullres_png_s`' in bench.table(results)
   assert 0 < results['fullres_codecs_ratio'] < results['fullres_ratio']
   assert results['colorize_fullres_s'] > 0 and results['colorize_photos'] == 2
   assert results['train_step_s'] > 0

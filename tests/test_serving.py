@@ -10,6 +10,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components import ingest
 from model import colour_space
+from model import decoding
 from model import embedding
 from model import network
 from model import records
@@ -23,9 +24,13 @@ def loaded(trained):
   return tf.saved_model.load(trained['serving_dir'])
 
 
-def colorize(loaded, *images):
+def answers(loaded, *images):
   outputs = loaded.signatures[serving.SERVING_DEFAULT](image_bytes=tf.constant(list(images)))
-  return [np.asarray(Image.open(io.BytesIO(png))) for png in outputs['colorized_bytes'].numpy()]
+  return list(outputs[serving.OUTPUT_KEY].numpy())
+
+
+def colorize(loaded, *images):
+  return [np.asarray(Image.open(io.BytesIO(answer))) for answer in answers(loaded, *images)]
 
 
 def lightness(rgb_uint8):
@@ -37,7 +42,8 @@ def with_alpha(rgb):
   return np.concatenate([rgb, alpha], axis=2)
 
 
-def test_odd_inputs_come_back_as_png_at_their_own_size(loaded):
+def test_odd_inputs_come_back_at_their_own_size_in_their_own_format(loaded):
+  """JPEG for a JPEG, PNG for anything else (GIF and BMP included)."""
   photo = colourful_image(5, 300, 200)
   gray = np.asarray(Image.fromarray(photo).convert('L'))
   exif = Image.Exif()
@@ -52,10 +58,29 @@ def test_odd_inputs_come_back_as_png_at_their_own_size(loaded):
       'bmp': (encode(photo, 'BMP'), (200, 300)),
       'huge jpeg': (encode(np.kron(photo, np.ones((12, 12, 1), np.uint8)), 'JPEG'), (2400, 3600)),
   }
-  outputs = colorize(loaded, *(data for data, _ in inputs.values()))
+  outputs = answers(loaded, *(data for data, _ in inputs.values()))
   for (name, (_, size)), output in zip(inputs.items(), outputs):
-    assert output.shape == size + (3,), name
-    assert output.dtype == np.uint8, name
+    image = Image.open(io.BytesIO(output))
+    assert image.format == ('JPEG' if name.endswith('jpeg') else 'PNG'), name
+    assert image.mode == 'RGB' and image.size == size[::-1], name
+
+
+def test_a_jpeg_comes_back_as_a_jpeg_of_quality_95_with_its_luminance(loaded):
+  """Tolerance: mean |ΔL| under 1.5 (of 100) against the photo as TensorFlow decodes it:
+  what the PNG answer keeps (under 1, below) plus what JPEG at quality 95 adds."""
+  gray = np.asarray(Image.fromarray(yellow_blue_image(98, 160)).convert('L'))
+  [answer] = answers(loaded, encode(gray[:, :120], 'JPEG', quality=90))
+  assert answer.startswith(decoding.JPEG_SIGNATURE)
+  image = Image.open(io.BytesIO(answer))
+  assert (image.format, image.mode, image.size) == ('JPEG', 'RGB', (120, 160))
+  output = np.asarray(image)
+  # libjpeg's quantization tables for quality 95, as Pillow makes them.
+  quality_95 = Image.open(io.BytesIO(encode(output, 'JPEG', quality=decoding.JPEG_QUALITY)))
+  assert image.quantization == quality_95.quantization
+  decoded = tf.io.decode_jpeg(encode(gray[:, :120], 'JPEG', quality=90)).numpy()
+  difference = np.abs(lightness(output) - lightness(np.repeat(decoded, 3, axis=2)))
+  assert difference.mean() < 1.5, difference.mean()
+  assert float(colour_space.colourfulness(output)) > 10  # It did colourize.
 
 
 def test_colourized_output_keeps_the_input_luminance(loaded):
@@ -142,5 +167,5 @@ def test_the_graph_uses_only_core_tensorflow_ops(trained):
   functions = {function.signature.name for function in graph.library.function}
   ops = {node.op for node in graph.node}
   ops |= {node.op for function in graph.library.function for node in function.node_def}
-  assert 'GatherV2' in ops and 'EncodePng' in ops
+  assert {'GatherV2', 'EncodeJpeg', 'EncodePng'} <= ops
   assert not {op for op in ops - functions if not hasattr(tf.raw_ops, op)}
