@@ -112,8 +112,9 @@ class Sizes:
   beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the jobs', as users run them
   colorize_photos: int = 160        # 256x256 photos in the long colorize run
   colorize_short_photos: int = 32
-  eval_examples: int = 96           # eval examples in the long Evaluator run
+  eval_examples: int = 160          # eval examples in the long Evaluator run
   eval_short_examples: int = 16
+  eval_repeats: int = 3             # each takes minutes: an Evaluator run costs ~40 s to start
   eval_batch: int = 16              # the raw side's batch
   eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
 
@@ -123,7 +124,7 @@ TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_s
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
              fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY,
              colorize_photos=2, colorize_short_photos=2, eval_examples=3,
-             eval_short_examples=2, eval_batch=2, eval_rss_examples=2)
+             eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -642,7 +643,7 @@ def bench_evaluator(workdir: str, records_dir: str, export_dir: str, sizes: Size
     ours_rate = lambda: long / ours(long)  # noqa: E731
   else:
     ours_rate = lambda: steady_rate(ours, short, long)  # noqa: E731
-  job, direct = interleaved(sizes.repeats, ours_rate, raw)
+  job, direct = interleaved(sizes.eval_repeats, ours_rate, raw)
   return {'evaluator_ratio': job['median'] / direct['median'],
           'evaluator_examples_per_s': job, 'raw_eval_examples_per_s': direct,
           'evaluator_examples': long, 'eval_batch_size': batch,
