@@ -114,7 +114,7 @@ class Sizes:
   colorize_short_photos: int = 32
   eval_examples: int = 160          # eval examples in the long Evaluator run
   eval_short_examples: int = 16
-  eval_repeats: int = 3             # each takes minutes: an Evaluator run costs ~40 s to start
+  eval_repeats: int = 3             # fewer: each repeat runs the Evaluator twice (minutes)
   eval_batch: int = 16              # the raw side's batch
   eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
 

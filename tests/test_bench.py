@@ -29,7 +29,8 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert results['evaluator_examples'] == 3
   assert set(results['evaluator_metrics']) >= set(results['raw_eval_metrics'])
   for name, value in results['raw_eval_metrics'].items():
-    assert results['evaluator_metrics'][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    # Float32 sums over other batch splits: about 3e-4 apart on 80 examples.
+    assert results['evaluator_metrics'][name] == pytest.approx(value, rel=1e-3, abs=1e-6), name
   assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
