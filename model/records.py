@@ -15,7 +15,7 @@ layout of a TFX Examples artifact: `Split-<name>/data_tfrecord-*.gz` (`split_dir
 RECORD_PREFIX, RECORD_SUFFIX), with ingestion's report (REPORT_FILE) beside the splits.
 """
 import os
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -63,15 +63,27 @@ def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source
   }))
 
 
-def decode_lab(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-  """Parsed features (single or batched) -> float L [..., 256, 256, 1] in [0, 100] and
-  ab [..., 256, 256, 2] in Lab units."""
+def _quantized(features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Parsed features (single or batched) -> L and ab as stored: uint8 [..., 256, 256, 1]
+  and [..., 256, 256, 2]."""
   size = scaling.IMAGE_SIZE
   l_q = tf.io.decode_raw(features['l'], tf.uint8)
   ab_q = tf.io.decode_raw(features['ab'], tf.uint8)
   batch_shape = tf.shape(l_q)[:-1]
-  l_q = tf.reshape(l_q, tf.concat([batch_shape, [size, size, 1]], 0))
-  ab_q = tf.reshape(ab_q, tf.concat([batch_shape, [size, size, 2]], 0))
+  return (tf.reshape(l_q, tf.concat([batch_shape, [size, size, 1]], 0)),
+          tf.reshape(ab_q, tf.concat([batch_shape, [size, size, 2]], 0)))
+
+
+def quantized_lab(features: Dict[str, tf.Tensor]) -> tf.Tensor:
+  """Parsed features -> L and ab as stored, in one uint8 [..., 256, 256, 3]
+  (`scaling.quantize_l`, `quantize_ab`): a quarter of the bytes of the floats."""
+  return tf.concat(_quantized(features), axis=-1)
+
+
+def decode_lab(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Parsed features (single or batched) -> float L [..., 256, 256, 1] in [0, 100] and
+  ab [..., 256, 256, 2] in Lab units."""
+  l_q, ab_q = _quantized(features)
   return {'l': scaling.dequantize_l(l_q), 'ab': scaling.dequantize_ab(ab_q)}
 
 

@@ -12,8 +12,12 @@ its signatures.
   encoded. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
   ab / 128 [N, 256, 256, 2]; for the Evaluator.
-- `transform_features`: serialized tf.Examples -> `l` (L / 50 - 1), `ab` (ab / 128) and
-  both as `lab` [N, 256, 256, 3], dequantized from the records: the Evaluator's labels.
+- `transform_features`: serialized tf.Examples -> `lab`, L and ab as the records store
+  them (uint8 [N, 256, 256, 3], `scaling.quantize_l` / `quantize_ab`): the Evaluator's
+  labels, which `model.metrics` dequantizes. Only the label, in the records' own bytes
+  (192 KB an example; floats of L, ab and both took 1.5 MB): TFMA keeps every output
+  of this signature in each example's extracts and batches the labels for the metrics
+  by bytes (tensorflow_model_analysis/metrics/tf_metric_accumulators.py: 16 MiB).
 - `prepare_image`: encoded images -> `l` [N, 256, 256, 1] (L in [0, 100]) and
   `embedding` [N, 1000]: what the colorizer sees, to check serving against ingestion.
 - `from_l`: `l` [N, 256, 256, 1] (L in [0, 100], as the records store it) -> `ab`, the
@@ -111,9 +115,8 @@ class _Colorize(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transform_features(self, examples):
-    features = records.parse(examples)
-    l, ab = scaling.scale_l(features['l']), scaling.scale_ab(features['ab'])
-    return {'l': l, 'ab': ab, 'lab': tf.concat([l, ab], axis=-1)}
+    stored = {name: records.FEATURES[name] for name in ('l', 'ab')}
+    return {'lab': records.quantized_lab(tf.io.parse_example(examples, stored))}
 
 
 def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str) -> None:

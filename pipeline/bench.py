@@ -30,6 +30,11 @@ short and a long run and dividing the extra items by the extra time.
   colorize_rss_ratio      peak memory of `colorizer colorize` on 10x the photos / 1x  <= 1.2
   colorize_fullres_s      seconds per 12-megapixel photo inside the job, in one process
                           (reported, no goal)
+  evaluator_ratio         eval examples/s through TFX's Evaluator (our executor's Do, TFMA
+                          on the DirectRunner as the pipeline runs it) / raw batched
+                          `from_examples` and `transform_features` calls with the same
+                          metrics updated in plain TensorFlow, on the same records  >= 0.5
+  evaluator_rss_ratio     peak memory of the Evaluator on 10x the eval examples / 1x  <= 1.2
 """
 import dataclasses
 import glob
@@ -48,12 +53,21 @@ import apache_beam as beam
 import numpy as np
 from PIL import Image, ImageOps
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import path_utils
+from tfx.utils import proto_utils
 
+from components import evaluator as served_model_evaluator
 from components import ingest
 from model import cropping
 from model import decoding
 from model import embedding
 from model import hyperparameters as hp
+from model import metrics
 from model import network
 from model import records
 from model import scaling
@@ -61,6 +75,7 @@ from model import serving
 from model import trainer
 from pipeline import colorize
 from pipeline import configs
+from pipeline import pipeline as colorizer_pipeline
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        'data', 'samples')
@@ -76,6 +91,8 @@ GOALS = {  # key: (comparison, goal)
     'ingest_rss_ratio': ('<=', 1.2),
     'colorize_ratio': ('>=', 0.8),
     'colorize_rss_ratio': ('<=', 1.2),
+    'evaluator_ratio': ('>=', 0.5),
+    'evaluator_rss_ratio': ('<=', 1.2),
 }
 
 
@@ -97,13 +114,19 @@ class Sizes:
   beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the jobs', as users run them
   colorize_photos: int = 160        # 256x256 photos in the long colorize run
   colorize_short_photos: int = 32
+  eval_examples: int = 160          # eval examples in the long Evaluator run
+  eval_short_examples: int = 16
+  eval_repeats: int = 3             # fewer: each repeat runs the Evaluator twice (minutes)
+  eval_batch: int = 16              # the raw side's batch
+  eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
 
 
 FULL = Sizes()
 TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
              fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY,
-             colorize_photos=2, colorize_short_photos=2)
+             colorize_photos=2, colorize_short_photos=2, eval_examples=3,
+             eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -521,6 +544,137 @@ def bench_colorize_rss(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
           f'colorize_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies]}
 
 
+def write_eval_split(records_dir: str, folder: str, count: int) -> str:
+  """`folder` laid out as an Examples artifact whose eval split holds `count` records: the
+  ingested ones (both splits) in turn, each serialized anew with its own `source` (`#<n>`
+  appended), so that no two are the same. Returns `folder`."""
+  pattern = os.path.join(records.split_dir(records_dir, '*'), '*' + records.RECORD_SUFFIX)
+  ingested = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)),
+                                                         records.COMPRESSION)]
+  split = records.split_dir(folder, 'eval')
+  os.makedirs(split, exist_ok=True)
+  options = tf.io.TFRecordOptions(compression_type=records.COMPRESSION)
+  shard = os.path.join(split, f'{records.RECORD_PREFIX}-00000-of-00001{records.RECORD_SUFFIX}')
+  with tf.io.TFRecordWriter(shard, options) as writer:
+    for i in range(count):
+      example = tf.train.Example.FromString(ingested[i % len(ingested)])
+      source = example.features.feature['source'].bytes_list.value
+      source[0] += f'#{i}'.encode()
+      writer.write(example.SerializeToString())
+  return folder
+
+
+def _eval_split_records(folder: str) -> List[bytes]:
+  files = glob.glob(os.path.join(records.split_dir(folder, 'eval'), '*'))
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)]
+
+
+def run_evaluator(examples_dir: str, export_dir: str, out: str,
+                  beam_args: Sequence[str]) -> Dict[str, float]:
+  """TFX's Evaluator as the pipeline runs it: our executor's `Do` on an Examples artifact
+  over `examples_dir` (its eval split) and a Model artifact whose Format-Serving is
+  `export_dir`, with the pipeline's eval_config and nothing served yet. Returns the
+  metrics it wrote."""
+  examples = standard_artifacts.Examples()
+  examples.uri = examples_dir
+  examples.split_names = artifact_utils.encode_split_names(['eval'])
+  model = standard_artifacts.Model()
+  model.uri = os.path.join(out, 'model')
+  os.makedirs(model.uri)
+  os.symlink(os.path.abspath(export_dir), path_utils.serving_model_dir(model.uri))
+  evaluation = standard_artifacts.ModelEvaluation()
+  evaluation.uri = os.path.join(out, 'evaluation')
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = os.path.join(out, 'blessing')
+  for artifact in (evaluation, blessing):
+    os.makedirs(artifact.uri)
+  context = base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=list(beam_args), tmp_dir=os.path.join(out, 'tmp'), unique_id='bench')
+  served_model_evaluator.Executor(context).Do(
+      {standard_component_specs.EXAMPLES_KEY: [examples],
+       standard_component_specs.MODEL_KEY: [model]},
+      {standard_component_specs.EVALUATION_KEY: [evaluation],
+       standard_component_specs.BLESSING_KEY: [blessing]},
+      {standard_component_specs.EVAL_CONFIG_KEY:
+           proto_utils.proto_to_json(colorizer_pipeline.eval_config()),
+       standard_component_specs.EXAMPLE_SPLITS_KEY: 'null',
+       served_model_evaluator.SERVING_DIR_KEY: os.path.join(out, 'serving')})
+  (_, by_output), = tfma.load_eval_result(evaluation.uri).slicing_metrics  # overall only
+  return {name: float(value['doubleValue']) for name, value in by_output[''][''].items()}
+
+
+def bench_evaluator(workdir: str, records_dir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """The Evaluator's steady state (a long run minus a short one, so that loading the
+  model and starting Beam cancel out) against the batched signature calls and metric
+  updates it is built on, in one process, on the long run's records."""
+  short, long = sizes.eval_short_examples, sizes.eval_examples
+  folders = {n: write_eval_split(records_dir, os.path.join(workdir, f'eval-{n}'), n)
+             for n in (short, long)}
+  evaluated = {}
+
+  def ours(count: int) -> float:
+    start = time.perf_counter()
+    evaluated[count] = run_evaluator(
+        folders[count], export_dir, tempfile.mkdtemp(prefix='evaluator-', dir=workdir),
+        sizes.beam_args)
+    return time.perf_counter() - start
+
+  spec = colorizer_pipeline.eval_config().model_specs[0]
+  signatures = tf.saved_model.load(export_dir).signatures
+  predict, transform = signatures[spec.signature_name], signatures[
+      spec.preprocessing_function_names[0]]
+  serialized = _eval_split_records(folders[long])
+  batch = sizes.eval_batch
+  raw_metrics = {}
+
+  def raw() -> float:
+    computed = metrics.create_all()
+
+    def update(chunk: List[bytes]) -> None:
+      examples = tf.constant(chunk)
+      labels = transform(examples=examples)[spec.label_key]
+      predictions = predict(examples=examples)[spec.prediction_key]
+      for metric in computed.values():
+        metric.update_state(labels, predictions)
+
+    update(serialized[:batch])  # warm-up
+    for metric in computed.values():
+      metric.reset_state()
+    start = time.perf_counter()
+    for i in range(0, len(serialized), batch):
+      update(serialized[i:i + batch])
+    elapsed = time.perf_counter() - start
+    raw_metrics.update({name: float(metric.result()) for name, metric in computed.items()})
+    return len(serialized) / elapsed
+
+  if long == short:  # Too small to separate the steady state from start-up.
+    ours_rate = lambda: long / ours(long)  # noqa: E731
+  else:
+    ours_rate = lambda: steady_rate(ours, short, long)  # noqa: E731
+  job, direct = interleaved(sizes.eval_repeats, ours_rate, raw)
+  return {'evaluator_ratio': job['median'] / direct['median'],
+          'evaluator_examples_per_s': job, 'raw_eval_examples_per_s': direct,
+          'evaluator_examples': long, 'eval_batch_size': batch,
+          'evaluator_metrics': evaluated[long], 'raw_eval_metrics': raw_metrics}
+
+
+def bench_evaluator_rss(workdir: str, records_dir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """Peak memory of the Evaluator in a process of its own (`python -m pipeline.bench
+  evaluator`; the in-memory DirectRunner, so that the one process measured holds the
+  work) on eval_rss_examples and rss_copies times as many."""
+  peaks = {}
+  for copies in (1, sizes.rss_copies):
+    folder = write_eval_split(records_dir, os.path.join(workdir, f'eval-rss-{copies}'),
+                              copies * sizes.eval_rss_examples)
+    peaks[copies] = _peak_rss_mb([
+        sys.executable, '-m', 'pipeline.bench', 'evaluator', folder, export_dir,
+        os.path.join(workdir, f'evaluator-rss-{copies}'), *IN_MEMORY])
+  return {'evaluator_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
+          'evaluator_peak_rss_mb_1x': peaks[1],
+          f'evaluator_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies],
+          'evaluator_rss_examples_1x': sizes.eval_rss_examples}
+
+
 def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
         export_dir: Optional[str] = None, log: Callable[[str], None] = print) -> Dict:
   """Runs every benchmark and writes `out` (JSON); returns the results. Serving is
@@ -551,6 +705,10 @@ def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
   results.update(bench_colorize_fullres(workdir, export_dir, sizes))
   log('peak memory of colorize, 1x and 10x the photos ...')
   results.update(bench_colorize_rss(workdir, export_dir, sizes))
+  log('Evaluator (TFMA) vs raw batched from_examples and the same metrics ...')
+  results.update(bench_evaluator(workdir, results['records_dir'], export_dir, sizes))
+  log('peak memory of the Evaluator, 1x and 10x the eval examples ...')
+  results.update(bench_evaluator_rss(workdir, results['records_dir'], export_dir, sizes))
   results['seconds'] = time.time() - started
 
   tf.io.gfile.makedirs(os.path.dirname(out) or '.')
@@ -575,3 +733,17 @@ def table(results: Dict) -> str:
   rows.append(f'| `colorize_fullres_s` (seconds per {results["colorize_fullres_megapixels"]:g} '
               f'MP photo in the job) | {results["colorize_fullres_s"]:.2f} | reported | |')
   return '\n'.join(rows)
+
+
+def main(argv: List[str]) -> None:
+  """`python -m pipeline.bench evaluator EXAMPLES_DIR MODEL_DIR OUT [BEAM_ARG...]`: one
+  Evaluator run in a process of its own, for bench_evaluator_rss to read its peak."""
+  if len(argv) < 4 or argv[0] != 'evaluator':
+    raise SystemExit('usage: python -m pipeline.bench evaluator EXAMPLES_DIR MODEL_DIR OUT '
+                     '[BEAM_ARG...]')
+  _, examples_dir, export_dir, out, *beam_args = argv
+  run_evaluator(examples_dir, export_dir, out, beam_args)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1:])

@@ -2,6 +2,8 @@
 are there and sane. The figures themselves are measured by `make bench`, not here."""
 import json
 
+import pytest
+
 from pipeline import bench
 
 
@@ -17,13 +19,20 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert results['ingest_photos'] == 3
   for figure in ('embed_images_per_s', 'raw_predict_images_per_s', 'ingest_images_per_s',
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
-                 'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s'):
+                 'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s',
+                 'evaluator_examples_per_s', 'raw_eval_examples_per_s'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert results['fullres_png_s']['median'] > 0 and len(results['fullres_png_s']['runs']) == 1
   assert '`fullres_png_s`' in bench.table(results)
   assert 0 < results['fullres_codecs_ratio'] < results['fullres_ratio']
   assert results['colorize_fullres_s'] > 0 and results['colorize_photos'] == 2
   assert results['train_step_s'] > 0
+  # TFX's Evaluator and the raw side scored the same records alike.
+  assert results['evaluator_examples'] == 3
+  assert set(results['evaluator_metrics']) >= set(results['raw_eval_metrics'])
+  for name, value in results['raw_eval_metrics'].items():
+    # Float32 sums over other batch splits: about 3e-4 apart on 80 examples.
+    assert results['evaluator_metrics'][name] == pytest.approx(value, rel=1e-3, abs=1e-6), name
   assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)

@@ -60,3 +60,21 @@ def test_metrics_accumulate_over_batches_and_reset():
   assert float(metric.result()) == pytest.approx(100 * (141 + 151) / 2 / 151, rel=1e-5)
   metric.reset_state()
   assert float(metric.result()) == 0.0
+
+
+def test_labels_as_the_records_store_them_score_as_the_scaled_floats():
+  """The Evaluator's labels are the records' uint8 L and ab; the Trainer's are floats on
+  the model's scale. Every metric gives the same on both."""
+  rng = np.random.default_rng(0)
+  stored = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+  scaled = tf.concat([scaling.scale_l(scaling.dequantize_l(stored[..., :1])),
+                      scaling.scale_ab(scaling.dequantize_ab(stored[..., 1:]))], -1)
+  y_pred = tf.constant(rng.uniform(-0.6, 0.6, (2, 8, 8, 2)), tf.float32)
+  for name, metric, gray in metrics.EVALUATED:
+    assert score(metric(gray=gray), stored, y_pred) == pytest.approx(
+        score(metric(gray=gray), scaled, y_pred), rel=1e-5, abs=1e-6), name
+
+
+def test_labels_of_another_type_are_refused():
+  with pytest.raises(TypeError, match='uint8'):
+    metrics.AbMSE().update_state(np.zeros((1, 8, 8, 3), np.int32), tf.zeros((1, 8, 8, 2)))

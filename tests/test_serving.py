@@ -143,6 +143,19 @@ def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, s
   assert np.abs(served['embedding'][0].numpy() - expected).max() < 1e-4
 
 
+def test_the_evaluators_labels_are_the_records_own_bytes(loaded, trained):
+  """transform_features returns the label only, uint8 as stored: TFMA carries every
+  output of it in each example's extracts."""
+  files = tf.io.gfile.glob(os.path.join(records.split_dir(trained['examples'].uri, 'eval'), '*'))
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)][:3]
+  outputs = loaded.signatures[serving.TRANSFORM_FEATURES](examples=tf.constant(serialized))
+  assert list(outputs) == ['lab'] and outputs['lab'].dtype == tf.uint8
+  for lab, data in zip(outputs['lab'].numpy(), serialized):
+    feature = tf.train.Example.FromString(data).features.feature
+    assert lab[..., :1].tobytes() == feature['l'].bytes_list.value[0]
+    assert lab[..., 1:].tobytes() == feature['ab'].bytes_list.value[0]
+
+
 def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
   with pytest.raises(tf.errors.InvalidArgumentError):
     loaded.signatures[serving.SERVING_DEFAULT](image_bytes=tf.constant([b'not an image']))
