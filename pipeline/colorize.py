@@ -245,12 +245,12 @@ class DecodeInputs(beam.PTransform):
         _REJECTED, main='photos')
 
 
-def _model_size_units(photo: Photo, batch_size: int) -> int:
-  """A photo's weight in a batch: how many model-size squares its pixels fill, from one
-  to `batch_size`, so that a batch holds `batch_size` small photos or one large one.
-  (Beam's BatchElements would send an empty batch ahead of a photo heavier than that.)"""
-  height, width = photo.pixels.shape[:2]
-  return min(batch_size, max(1, height * width // scaling.IMAGE_SIZE ** 2))
+def model_size_units(pixels: int, batch_size: int) -> int:
+  """A photo's weight in a batch (here and in `colorizer serve`): how many model-size
+  squares its pixels fill, from one to `batch_size`, so that a batch holds `batch_size`
+  small photos or one large one. (Beam's BatchElements would send an empty batch ahead
+  of a photo heavier than that.)"""
+  return min(batch_size, max(1, pixels // scaling.IMAGE_SIZE ** 2))
 
 
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
@@ -279,7 +279,8 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
     # start, and a large photo in a batch of its own, which keeps memory flat.
     batch_size = self._batch_size
     return {'min_batch_size': batch_size, 'max_batch_size': batch_size,
-            'element_size_fn': lambda photo: _model_size_units(photo, batch_size)}
+            'element_size_fn': lambda photo: model_size_units(
+                photo.pixels.shape[0] * photo.pixels.shape[1], batch_size)}
 
   def get_num_bytes(self, batch: Sequence[Photo]) -> int:
     return sum(photo.pixels.nbytes for photo in batch)
@@ -528,16 +529,14 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
   return files
 
 
-def colorize_photo(signature, data: bytes,
-                   max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> bytes:
-  """One encoded photo (any format ingestion reads) -> the colourized PNG, at its size.
-
-  Pillow decodes it (with the same checks as ingestion: size from the header first, so a
-  decompression bomb is refused before it is decoded) and hands `serving_default`
-  lossless PNG. Raises decoding.PhotoRejected for a photo it cannot take.
+def photo_for_serving(data: bytes,
+                      max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> bytes:
+  """One encoded photo (any format ingestion reads) -> what `colorizer serve` hands
+  `serving_default`: Pillow's decoding (with the same checks as ingestion: size from the
+  header first, so a decompression bomb is refused before it is decoded) as lossless
+  PNG. Raises decoding.PhotoRejected for a photo it cannot take.
   """
   photo = decoding.decode_photo(data, max_megapixels)
   png = io.BytesIO()
   Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
-  result = signature(**{serving.INPUT_KEY: tf.constant([png.getvalue()])})
-  return result[serving.OUTPUT_KEY].numpy()[0]
+  return png.getvalue()
