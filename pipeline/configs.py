@@ -25,8 +25,8 @@ MAX_REGRESSION = 0.002            # and at most this much above the served model
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
 
 # `colorizer serve`: concurrent requests' photos share one model call (docs/serving.md).
-SERVE_MAX_BATCH = 8         # photos per call; 2 cores: 8 photos/s at 1, 13 at 8, 13 at 16
-SERVE_BATCH_TIMEOUT_MS = 20  # how long a batch waits for the photos of the clients just answered
+SERVE_MAX_BATCH = 8          # photos of 256x256 per call: the benchmark's 8 clients
+SERVE_BATCH_TIMEOUT_MS = 20  # how long a batch waits for the clients just answered
 
 # Kubeflow Pipelines / Vertex AI (`colorizer compile`)
 PIPELINE_IMAGE = 'colorizer:latest'  # built from kubeflow/Dockerfile; --image names yours
