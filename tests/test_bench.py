@@ -17,11 +17,15 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert results['ingest_photos'] == 3
   for figure in ('embed_images_per_s', 'raw_predict_images_per_s', 'ingest_images_per_s',
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
-                 'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s'):
+                 'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s',
+                 'serve_clients_images_per_s', 'raw_batched_forward_images_per_s'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert 0 < results['fullres_codecs_ratio'] < results['fullres_ratio']
   assert results['colorize_fullres_s'] > 0 and results['colorize_photos'] == 2
   assert results['train_step_s'] > 0
+  assert results['serve_clients'] == results['serve_raw_batch'] == 2
+  assert results['serve_lone_client_s']['median'] > 0
+  assert sum(int(size) * calls for size, calls in results['serve_batch_sizes'].items()) == 2
   assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
