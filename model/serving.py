@@ -6,10 +6,11 @@ its signatures.
   input's colour photo at its own resolution, in the input's format: JPEG for a JPEG,
   PNG for anything else (`full_resolution.encoded_like`). Inside: decode; the image at
   256x256 for the encoder and its gray image at 299x299 for Inception-ResNet-v2 (the
-  same weights as at ingestion); the predicted ab desaturated where sRGB cannot show it
-  (at 256x256, rather than clipping, which would change the lightness), upsampled
-  bilinearly to full size and recombined with the full-resolution L; Lab to RGB;
-  encoded. (The `_bytes` suffixes make TF Serving's REST API base64 the strings.)
+  same weights as at ingestion; both networks run once on the whole batch); the
+  predicted ab desaturated where sRGB cannot show it (at 256x256, rather than clipping,
+  which would change the lightness), upsampled bilinearly to full size and recombined
+  with the full-resolution L; Lab to RGB; encoded. (The `_bytes` suffixes make TF
+  Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
   ab / 128 [N, 256, 256, 2]; for the Evaluator.
 - `transform_features`: serialized tf.Examples -> `lab`, L and ab as the records store
@@ -84,16 +85,41 @@ class _Colorize(tf.Module):
     vectors = self._embed(scaling.embedding_input(l_small))
     return self._colorizer(scaling.scale_l(l_small), vectors)
 
-  def colorize_one(self, image_bytes: tf.Tensor) -> tf.Tensor:
-    pixels, l_small = self._prepare(image_bytes)
-    colourized = full_resolution.colourized(pixels, l_small,
-                                            self._predict_ab(l_small[None])[0])  # [H, W, 3]
+  def answer(self, image_bytes: tf.Tensor, pixels: tf.Tensor, l_small: tf.Tensor,
+             ab_scaled: tf.Tensor) -> tf.Tensor:
+    """One photo's answer: its encoded bytes, its decoded pixels [H, W, C], its L at the
+    model's size and the predicted ab / 128 -> the colour photo at its size, encoded in
+    the input's format."""
+    colourized = full_resolution.colourized(pixels, l_small, ab_scaled)  # [H, W, 3]
     return full_resolution.encoded_like(image_bytes, colourized)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def serving_default(self, image_bytes):
-    return {OUTPUT_KEY: tf.map_fn(self.colorize_one, image_bytes,
-                                  fn_output_signature=tf.string)}
+    """Decoding and the answer run photo by photo, the networks once on the whole batch,
+    so that batching requests (TF Serving's `--enable_batching`, `colorizer serve`'s
+    batcher) pays. Each photo is decoded once: its pixels wait in a TensorArray, whose
+    elements may each have their own shape."""
+    count = tf.shape(image_bytes)[0]
+    size = scaling.IMAGE_SIZE
+
+    def prepare(i, decoded, l_small):
+      pixels, l = self._prepare(image_bytes[i])
+      return i + 1, decoded.write(i, pixels), l_small.write(i, l)
+
+    _, decoded, l_small = tf.while_loop(
+        lambda i, *_: i < count, prepare,
+        (0, tf.TensorArray(tf.uint8, count, infer_shape=False, element_shape=[None] * 3),
+         tf.TensorArray(tf.float32, count, element_shape=[size, size, 1])))
+    l_small = l_small.stack()
+    ab_scaled = self._predict_ab(l_small)
+
+    def respond(i, answers):
+      return i + 1, answers.write(i, self.answer(image_bytes[i], decoded.read(i),
+                                                 l_small[i], ab_scaled[i]))
+
+    _, answers = tf.while_loop(lambda i, _: i < count, respond,
+                               (0, tf.TensorArray(tf.string, count, element_shape=[])))
+    return {OUTPUT_KEY: answers.stack()}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def prepare_image(self, image_bytes):

@@ -18,6 +18,10 @@ short and a long run and dividing the extra items by the extra time.
                           (train_step_s: seconds per training step, reported)
   serve_overhead_ratio    serving_default latency, 256x256 JPEG in, JPEG out / the bare
                           networks on prepared tensors                       <= 1.15
+  serve_batch_ratio       photos/s that `colorizer serve` answers to 8 clients posting
+                          256x256 JPEGs at once / the same networks (`from_l`) on the
+                          same photos' L in batches of 8                     >= 0.8
+                          (serve_lone_client_s: a lone client's seconds per request)
   fullres_ratio           serving_default latency, 12 megapixels / 256x256, JPEG in and
                           JPEG out                                           <= 3
                           (fullres_codecs_ratio: decoding the 12-megapixel JPEG and
@@ -36,16 +40,20 @@ short and a long run and dividing the extra items by the extra time.
                           metrics updated in plain TensorFlow, on the same records  >= 0.5
   evaluator_rss_ratio     peak memory of the Evaluator on 10x the eval examples / 1x  <= 1.2
 """
+import base64
+import concurrent.futures
 import dataclasses
 import glob
 import io
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -87,6 +95,7 @@ GOALS = {  # key: (comparison, goal)
     'record_bytes_per_image': ('<=', 200000),
     'train_input_ratio': ('>=', 0.95),
     'serve_overhead_ratio': ('<=', 1.15),
+    'serve_batch_ratio': ('>=', 0.8),
     'fullres_ratio': ('<=', 3.0),
     'ingest_rss_ratio': ('<=', 1.2),
     'colorize_ratio': ('>=', 0.8),
@@ -119,6 +128,8 @@ class Sizes:
   eval_repeats: int = 3             # fewer: each repeat runs the Evaluator twice (minutes)
   eval_batch: int = 16              # the raw side's batch
   eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
+  serve_clients: int = 8            # posting 256x256 JPEGs to `colorizer serve` at once
+  serve_photos_per_client: int = 8
 
 
 FULL = Sizes()
@@ -126,7 +137,8 @@ TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_s
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
              fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY,
              colorize_photos=2, colorize_short_photos=2, eval_examples=3,
-             eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2)
+             eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2,
+             serve_clients=2, serve_photos_per_client=1)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -404,6 +416,90 @@ def bench_serve(export_dir: str, weights: embedding.EmbeddingWeights, sizes: Siz
           'serve_fullres_s': serve_large, 'fullres_codecs_s': codecs,
           'fullres_png_s': serve_png,
           'fullres_megapixels': sizes.fullres_side[0] * sizes.fullres_side[1] / 1e6}
+
+
+def _post_photo(session, url: str, photo: bytes) -> None:
+  answer = session.post(url, json={'instances': [{'b64': base64.b64encode(photo).decode()}]},
+                        timeout=600)
+  answer.raise_for_status()
+  base64.b64decode(answer.json()['predictions'][0]['b64'])
+
+
+def _clients_rate(url: str, photos_of_clients: List[List[bytes]]) -> float:
+  """Photos/s answered to clients that each post their photos in a row, all at once."""
+  import requests  # pylint: disable=import-outside-toplevel
+
+  def client(photos: List[bytes]) -> None:
+    with requests.Session() as session:
+      for photo in photos:
+        _post_photo(session, url, photo)
+
+  start = time.perf_counter()
+  with concurrent.futures.ThreadPoolExecutor(len(photos_of_clients)) as pool:
+    list(pool.map(client, photos_of_clients))
+  return sum(map(len, photos_of_clients)) / (time.perf_counter() - start)
+
+
+def bench_serve_batch(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """`colorizer serve`'s app under uvicorn, in a thread of this process: photos/s to
+  `serve_clients` clients posting 256x256 JPEGs at once, against the same networks
+  (`from_l`, embedding included) called on the same photos' L in batches of one photo
+  per client, the batch that the server makes when every client's photo shares a call.
+  Also a lone client's latency, each request posted after the last one's answer."""
+  import requests  # pylint: disable=import-outside-toplevel
+  import uvicorn  # pylint: disable=import-outside-toplevel
+  from pipeline import serve  # pylint: disable=import-outside-toplevel
+  clients = sizes.serve_clients
+  paths = square_photos(os.path.join(workdir, 'serve-photos'),
+                        clients * sizes.serve_photos_per_client)
+  photos = [open(path, 'rb').read() for path in paths]
+  folder = os.path.join(workdir, 'serve-model')
+  os.makedirs(folder, exist_ok=True)
+  os.symlink(os.path.abspath(export_dir), os.path.join(folder, '1'))
+  versions = serve.ModelVersions(folder)
+  versions.refresh()
+  app = serve.create_app(versions)
+  batcher = app.state.batcher
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
+  thread = threading.Thread(target=server.run, daemon=True)
+  thread.start()
+  while not server.started:
+    assert thread.is_alive(), 'the server did not start'
+    time.sleep(0.05)
+  url = f'http://127.0.0.1:{port}/v1/models/colorizer:predict'
+  photos_of_clients = [photos[c::clients] for c in range(clients)]
+  batch = min(clients, batcher.max_batch)
+  signature = versions.current.loaded.signatures[serving.FROM_L]
+  l = np.stack([colorize.decode(colorize.Input(path, ''), decoding.DEFAULT_MAX_MEGAPIXELS).l
+                for path in paths])
+
+  def raw() -> float:
+    start = time.perf_counter()
+    for i in range(0, len(l), batch):
+      signature(l=tf.constant(l[i:i + batch]))['ab'].numpy()
+    return len(l) / (time.perf_counter() - start)
+
+  try:
+    _clients_rate(url, [p[:1] for p in photos_of_clients])  # warm-up: the batch's shapes
+    signature(l=tf.constant(l[:batch]))
+    batcher.batch_sizes.clear()
+    served, forward = interleaved(sizes.repeats, lambda: _clients_rate(url, photos_of_clients),
+                                  raw)
+    sizes_seen = dict(batcher.batch_sizes)
+    with requests.Session() as session:
+      lone = _latency(lambda: _post_photo(session, url, photos[0]), sizes.latency_calls)
+  finally:
+    server.should_exit = True
+    thread.join()
+  return {'serve_batch_ratio': served['median'] / forward['median'],
+          'serve_clients_images_per_s': served, 'raw_batched_forward_images_per_s': forward,
+          'serve_clients': clients, 'serve_raw_batch': batch,
+          'serve_batch_sizes': {str(size): calls for size, calls in sorted(sizes_seen.items())},
+          'serve_mean_batch': sum(s * n for s, n in sizes_seen.items()) / sum(sizes_seen.values()),
+          'serve_lone_client_s': lone}
 
 
 def _peak_rss_mb(argv: List[str]) -> float:
@@ -697,6 +793,8 @@ def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
     export_dir = os.path.join(workdir, 'export')
     serving.export(network.build_colorizer(), weights, export_dir)
   results.update(bench_serve(export_dir, weights, sizes))
+  log(f'serving {sizes.serve_clients} clients at once vs raw batched from_l ...')
+  results.update(bench_serve_batch(workdir, export_dir, sizes))
   log('peak memory of ingestion, 1x and 10x the photos ...')
   results.update(bench_ingest_rss(workdir, sizes))
   log('colorize job vs raw batched from_l ...')
@@ -728,6 +826,8 @@ def table(results: Dict) -> str:
               f'{results["fullres_codecs_ratio"]:.3f} | the floor of `fullres_ratio` | |')
   rows.append(f'| `fullres_png_s` (seconds, the {results["fullres_megapixels"]:g} MP photo as '
               f'PNG in, PNG out) | {results["fullres_png_s"]["median"]:.2f} | reported | |')
+  rows.append(f'| `serve_lone_client_s` (seconds per request of a lone client, '
+              f'256x256 JPEG) | {results["serve_lone_client_s"]["median"]:.3f} | reported | |')
   rows.append(f'| `train_step_s` (seconds per training step of {results["train_batch_size"]}, '
               f'{results["train_precision"]}) | {results["train_step_s"]:.2f} | reported | |')
   rows.append(f'| `colorize_fullres_s` (seconds per {results["colorize_fullres_megapixels"]:g} '

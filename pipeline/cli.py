@@ -421,8 +421,14 @@ def _serve_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_float('max-upload-mb', 20, 'Largest request body (413 above it).',
                      flag_values=fv)
   _max_megapixels_flag(fv)
-  flags.DEFINE_integer('max-concurrent', 2, 'Photos colourized at once; more requests '
-                       'wait their turn (bounds memory).', flag_values=fv)
+  flags.DEFINE_integer('max-batch', configs.SERVE_MAX_BATCH, 'Photos of concurrent requests '
+                       'colourized together in one model call; twice as many requests are '
+                       'read at once, the others wait their turn (bounds memory).',
+                       lower_bound=1, flag_values=fv)
+  flags.DEFINE_float('batch-timeout-ms', configs.SERVE_BATCH_TIMEOUT_MS, 'After a batch of '
+                     'several photos, how long the next one waits for as many (TF Serving\'s '
+                     'batch_timeout_micros); a lone client never waits. 0: batches take what '
+                     'is queued.', lower_bound=0, flag_values=fv)
   flags.DEFINE_float('poll-seconds', 2, 'How often to look for a newly pushed version.',
                      flag_values=fv)
 
@@ -436,7 +442,8 @@ def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
   serve.serve(fv.model, host=fv.host, port=fv.port, model_name=fv['model-name'].value,
               max_upload_mb=fv['max-upload-mb'].value,
               max_megapixels=fv['max-megapixels'].value,
-              max_concurrent=fv['max-concurrent'].value, poll_seconds=fv['poll-seconds'].value)
+              max_batch=fv['max-batch'].value, batch_timeout_ms=fv['batch-timeout-ms'].value,
+              poll_seconds=fv['poll-seconds'].value)
   return 0
 
 

@@ -244,12 +244,12 @@ class DecodeInputs(beam.PTransform):
         _REJECTED, main='photos')
 
 
-def _model_size_units(photo: Photo, batch_size: int) -> int:
-  """A photo's weight in a batch: how many model-size squares its pixels fill, from one
-  to `batch_size`, so that a batch holds `batch_size` small photos or one large one.
-  (Beam's BatchElements would send an empty batch ahead of a photo heavier than that.)"""
-  height, width = photo.pixels.shape[:2]
-  return min(batch_size, max(1, height * width // scaling.IMAGE_SIZE ** 2))
+def model_size_units(pixels: int, batch_size: int) -> int:
+  """A photo's weight in a batch (here and in `colorizer serve`): how many model-size
+  squares its pixels fill, from one to `batch_size`, so that a batch holds `batch_size`
+  small photos or one large one. (Beam's BatchElements would send an empty batch ahead
+  of a photo heavier than that.)"""
+  return min(batch_size, max(1, pixels // scaling.IMAGE_SIZE ** 2))
 
 
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
@@ -278,7 +278,8 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
     # start, and a large photo in a batch of its own, which keeps memory flat.
     batch_size = self._batch_size
     return {'min_batch_size': batch_size, 'max_batch_size': batch_size,
-            'element_size_fn': lambda photo: _model_size_units(photo, batch_size)}
+            'element_size_fn': lambda photo: model_size_units(
+                photo.pixels.shape[0] * photo.pixels.shape[1], batch_size)}
 
   def get_num_bytes(self, batch: Sequence[Photo]) -> int:
     return sum(photo.pixels.nbytes for photo in batch)
@@ -536,30 +537,39 @@ def _graph_decodes_alike(photo: decoding.DecodedPhoto) -> bool:
           and decoding.is_srgb(photo.icc_profile))
 
 
-def colorize_photo(signature, data: bytes,
-                   max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> bytes:
-  """One encoded photo (any format ingestion reads) -> the colourized photo at its size,
-  in the format TF Serving answers it with: JPEG for a JPEG, PNG for anything else.
+class ServingInput(NamedTuple):
+  """A photo as `colorizer serve` hands it to `serving_default`."""
+  data: bytes         # the encoded photo the signature decodes
+  pixels: int         # its width times height
+  jpeg_answer: bool   # a JPEG that went as PNG: its PNG answer is re-encoded as JPEG
+
+
+def photo_for_serving(data: bytes,
+                      max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> ServingInput:
+  """One encoded photo (any format ingestion reads) -> what `colorizer serve` hands
+  `serving_default`, so that the answer is in the format TF Serving answers it with:
+  JPEG for a JPEG, PNG for anything else.
 
   Pillow decodes it first (with the same checks as ingestion: size from the header
   first, so a decompression bomb is refused before it is decoded). A JPEG that the
-  signature decodes alike goes to `serving_default` as it came, so the answer is TF
-  Serving's to the byte; any other photo goes as lossless PNG of Pillow's pixels, and
-  the PNG answer to an odd JPEG (CMYK, or another colour profile) is re-encoded as
-  JPEG. Raises decoding.PhotoRejected for a photo it cannot take.
+  signature decodes alike goes as it came, so the answer is TF Serving's to the byte;
+  any other photo goes as lossless PNG of Pillow's pixels, and the PNG answer to an odd
+  JPEG (CMYK, or another colour profile) is re-encoded as JPEG (`answer_for`). Raises
+  decoding.PhotoRejected for a photo it cannot take.
   """
   photo = decoding.decode_photo(data, max_megapixels)
+  pixels = photo.height * photo.width
   if _graph_decodes_alike(photo):
-    return _answer(signature, data)
+    return ServingInput(data, pixels, False)
   png = io.BytesIO()
   Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
-  answer = _answer(signature, png.getvalue())
-  if photo.format != 'JPEG':
+  return ServingInput(png.getvalue(), pixels, photo.format == 'JPEG')
+
+
+def answer_for(photo: ServingInput, answer: bytes) -> bytes:
+  """The signature's answer to `photo` -> the answer in the request's own format."""
+  if not photo.jpeg_answer:
     return answer
   jpeg = io.BytesIO()
   Image.open(io.BytesIO(answer)).save(jpeg, 'JPEG', quality=decoding.JPEG_QUALITY)
   return jpeg.getvalue()
-
-
-def _answer(signature, data: bytes) -> bytes:
-  return signature(**{serving.INPUT_KEY: tf.constant([data])})[serving.OUTPUT_KEY].numpy()[0]

@@ -24,6 +24,10 @@ MIN_IMPROVEMENT_OVER_GRAY = 0.05  # ab-MSE must be at least 5% under the gray ba
 MAX_REGRESSION = 0.002            # and at most this much above the served model's
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
 
+# `colorizer serve`: concurrent requests' photos share one model call (docs/serving.md).
+SERVE_MAX_BATCH = 8          # photos of 256x256 per call: the benchmark's 8 clients
+SERVE_BATCH_TIMEOUT_MS = 20  # how long a batch waits for the clients just answered
+
 # Kubeflow Pipelines / Vertex AI (`colorizer compile`)
 PIPELINE_IMAGE = 'colorizer:latest'  # built from kubeflow/Dockerfile; --image names yours
 IMAGE_PROJECT_DIR = '/colorizer'     # where kubeflow/Dockerfile puts this project

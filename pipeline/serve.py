@@ -12,14 +12,18 @@ written against it works against TF Serving unchanged:
 The newest numbered version under the model folder is served; a newly pushed one is
 loaded in the background, once its `saved_model.pb` is there, and swapped in between
 requests; one that fails to load is logged and tried again with backoff while the old
-one keeps serving. Photos are decoded by
-`colorize.colorize_photo` (size checked from the header first: no decompression bomb
-is ever decoded). At most `max_concurrent` photos are colourized at once, and at most
-twice that many requests are read and decoded at once (the others wait before their
-body is read), which bounds the memory of requests whatever the number of clients.
+one keeps serving. Photos are decoded by `colorize.photo_for_serving` (size checked
+from the header first: no decompression bomb is ever decoded), then the photos of
+concurrent requests share model calls (`Batcher`: at most `max_batch` photos a call).
+At most twice `max_batch` requests are read, decoded and colourized at once (the others
+wait before their body is read), which bounds the memory of requests whatever the
+number of clients.
 """
+import asyncio
 import base64
 import binascii
+import collections
+import concurrent.futures
 import dataclasses
 import html
 import json
@@ -27,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, NamedTuple, Optional, Tuple
 
 import anyio
 import fastapi
@@ -36,8 +40,10 @@ import starlette.exceptions
 import tensorflow as tf
 
 from model import decoding
+from model import scaling
 from model import serving
 from pipeline import colorize
+from pipeline import configs
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'serve_page.html')
 SIGNATURE = serving.SERVING_DEFAULT
@@ -124,6 +130,98 @@ class ModelVersions:
     self._stop.set()
 
 
+class _Queued(NamedTuple):
+  servable: Servable
+  photo: bytes  # what the signature takes
+  units: int    # its weight in a batch: the model-size squares its pixels fill
+  answer: concurrent.futures.Future
+
+
+class Batcher:
+  """The photos of concurrent requests -> one `serving_default` call per batch, on one
+  thread (a call already keeps every core busy).
+
+  A batch holds up to `max_batch` photos of the model's size; a larger photo counts as
+  the model-size squares its pixels fill, so that a large photo goes alone, as in
+  `colorizer colorize`, and a call's memory stays bounded. A photo that finds the model
+  idle starts at once. Photos that come while a batch runs queue up for the next. After
+  a batch of k, the next waits up to `timeout_s` (from the end of that batch) until k
+  are queued: the k clients just answered tend to send their next photos together, so
+  under a steady load batches keep their size, while a lone client, whose batches hold
+  one photo, never waits. (TF Serving's `batch_timeout_micros` makes every batch wait
+  to fill, a lone client's too.) A batch whose call fails is tried again photo by
+  photo, so that a photo the graph cannot take fails only its own request.
+  """
+
+  def __init__(self, max_batch: int, timeout_s: float):
+    if max_batch < 1:
+      raise ValueError(f'a batch must hold at least 1 photo, not {max_batch}')
+    self.max_batch, self.timeout_s = max_batch, timeout_s
+    self.batch_sizes = collections.Counter()  # photos in a call -> calls
+    self._queue: Deque[_Queued] = collections.deque()
+    self._queued = threading.Condition()
+    self._last_units, self._last_end = 1, 0.0
+    threading.Thread(target=self._loop, name='batcher', daemon=True).start()
+
+  def colorize(self, servable: Servable, photo: bytes,
+               pixels: int = scaling.IMAGE_SIZE ** 2) -> concurrent.futures.Future:
+    """Queues one photo of `pixels` pixels for `servable`; its future gives the encoded
+    answer, or the error of the call that colourized it alone."""
+    answer = concurrent.futures.Future()
+    units = colorize.model_size_units(pixels, self.max_batch)
+    with self._queued:
+      self._queue.append(_Queued(servable, photo, units, answer))
+      self._queued.notify()
+    return answer
+
+  def _next_batch(self) -> List[_Queued]:
+    with self._queued:
+      while not self._queue:
+        self._queued.wait()
+      wanted = min(self._last_units, self.max_batch)
+      deadline = self._last_end + self.timeout_s
+      while (sum(item.units for item in self._queue) < wanted
+             and time.monotonic() < deadline):
+        self._queued.wait(deadline - time.monotonic())
+      batch, units = [], 0
+      while self._queue:  # In order; one call runs one version.
+        item = self._queue[0]
+        if batch and (item.servable is not batch[0].servable
+                      or units + item.units > self.max_batch):
+          break
+        self._queue.popleft()
+        if item.answer.set_running_or_notify_cancel():  # False: its client has gone.
+          batch.append(item)
+          units += item.units
+      return batch
+
+  def _loop(self) -> None:
+    while True:
+      batch = self._next_batch()
+      if batch:
+        self.batch_sizes[len(batch)] += 1
+        self._run(batch)
+        self._last_units, self._last_end = sum(i.units for i in batch), time.monotonic()
+
+  def _run(self, batch: List[_Queued]) -> None:
+    try:
+      answers = batch[0].servable.signature(**{serving.INPUT_KEY: tf.constant(
+          [item.photo for item in batch])})[serving.OUTPUT_KEY].numpy()
+    except tf.errors.OpError as error:
+      if len(batch) == 1:
+        batch[0].answer.set_exception(error)
+      else:
+        for item in batch:
+          self._run([item])
+      return
+    except Exception as error:  # pylint: disable=broad-except
+      for item in batch:  # Not the photos' fault: each request answers 500.
+        item.answer.set_exception(error)
+      return
+    for item, answer in zip(batch, answers):
+      item.answer.set_result(answer)
+
+
 class ApiError(Exception):
   """An answer in TF Serving's error format: {"error": message}."""
 
@@ -170,14 +268,16 @@ def _images(request: dict) -> List[bytes]:
 
 def create_app(versions: ModelVersions, model_name: str = 'colorizer',
                max_upload_mb: float = 20, max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
-               max_concurrent: int = 2) -> fastapi.FastAPI:
-  """The FastAPI application over `versions` (already refreshed once)."""
+               max_batch: int = configs.SERVE_MAX_BATCH,
+               batch_timeout_ms: float = configs.SERVE_BATCH_TIMEOUT_MS) -> fastapi.FastAPI:
+  """The FastAPI application over `versions` (already refreshed once); its batcher is
+  `app.state.batcher`."""
   app = fastapi.FastAPI(title='colorizer', docs_url=None, redoc_url=None, openapi_url=None)
   limit = int(max_upload_mb * 1024 * 1024)
-  slots = anyio.CapacityLimiter(max_concurrent)
-  # Held from before a request's body is read until its answer is made: twice the
-  # colourizing slots, so the next bodies are read while photos are colourized.
-  bodies = anyio.CapacityLimiter(2 * max_concurrent)
+  app.state.batcher = batcher = Batcher(max_batch, batch_timeout_ms / 1000)
+  # Held from before a request's body is read until its answer is made: twice a batch,
+  # so that the next batch's bodies are read and decoded while one is colourized.
+  bodies = anyio.CapacityLimiter(2 * max_batch)
   with open(PAGE_FILE) as f:
     page = (f.read().replace('{{MODEL_NAME_JSON}}', json.dumps(model_name))
             .replace('{{MODEL_NAME}}', html.escape(model_name))
@@ -217,16 +317,38 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
     except (ValueError, UnicodeDecodeError) as e:
       raise ApiError(400, f'malformed JSON: {e}') from None
 
-  def colorize_all(current: Servable, images: List[bytes]) -> List[dict]:
-    results = []
+  def refused(i: int, error: Exception) -> ApiError:
+    rejected = decoding.rejection(error)
+    return ApiError(413 if rejected.reason == 'too_large' else 400,
+                    f'image {i}: {rejected.reason}: {rejected.detail}')
+
+  def prepare_all(images: List[bytes]) -> List[colorize.ServingInput]:
+    """Each photo as the signature takes it, with its pixel count."""
+    prepared = []
     for i, image in enumerate(images):
       try:
-        answer = colorize.colorize_photo(current.signature, image, max_megapixels)
-      except (decoding.PhotoRejected, tf.errors.InvalidArgumentError) as e:
-        rejected = decoding.rejection(e)
-        raise ApiError(413 if rejected.reason == 'too_large' else 400,
-                       f'image {i}: {rejected.reason}: {rejected.detail}') from None
-      results.append({'b64': base64.b64encode(answer).decode('ascii')})
+        prepared.append(colorize.photo_for_serving(image, max_megapixels))
+      except decoding.PhotoRejected as e:
+        raise refused(i, e) from None
+    return prepared
+
+  async def colorize_all(current: Servable, images: List[bytes]) -> List[dict]:
+    """Decoded in a worker thread, then colourized in the batcher's next batches."""
+    photos = await anyio.to_thread.run_sync(prepare_all, images)
+    answers = [batcher.colorize(current, photo.data, photo.pixels) for photo in photos]
+    results = []
+    try:
+      for i, (photo, answer) in enumerate(zip(photos, answers)):
+        try:
+          encoded = await asyncio.wrap_future(answer)
+          if photo.jpeg_answer:  # Re-encoding takes a while: not on the event loop.
+            encoded = await anyio.to_thread.run_sync(colorize.answer_for, photo, encoded)
+        except tf.errors.InvalidArgumentError as e:
+          raise refused(i, e) from None
+        results.append({'b64': base64.b64encode(encoded).decode('ascii')})
+    finally:  # A refused photo or a client gone: its other photos need no call.
+      for answer in answers:
+        answer.cancel()
     return results
 
   async def predict(name: str, version: Optional[str], request: fastapi.Request):
@@ -236,7 +358,7 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
       images = _images(payload)
       key = 'predictions' if 'instances' in payload else 'outputs'
       del payload  # The base64 text is not needed once decoded.
-      results = await anyio.to_thread.run_sync(colorize_all, current, images, limiter=slots)
+      results = await colorize_all(current, images)
     return {key: results}
 
   @app.get('/', response_class=responses.HTMLResponse)
@@ -264,7 +386,9 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
 
 def serve(model_dir: str, host: str = '127.0.0.1', port: int = 8501,
           model_name: str = 'colorizer', max_upload_mb: float = 20,
-          max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS, max_concurrent: int = 2,
+          max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
+          max_batch: int = configs.SERVE_MAX_BATCH,
+          batch_timeout_ms: float = configs.SERVE_BATCH_TIMEOUT_MS,
           poll_seconds: float = 2.0) -> None:
   """Loads the newest version under `model_dir` and serves until interrupted."""
   import uvicorn  # pylint: disable=import-outside-toplevel
@@ -276,7 +400,8 @@ def serve(model_dir: str, host: str = '127.0.0.1', port: int = 8501,
                      f'({reasons or "none found"}); give the serving folder the pipeline '
                      'pushes to, e.g. outputs/serving_model')
   versions.watch(poll_seconds)
-  app = create_app(versions, model_name, max_upload_mb, max_megapixels, max_concurrent)
+  app = create_app(versions, model_name, max_upload_mb, max_megapixels, max_batch,
+                   batch_timeout_ms)
   print(f'Serving {model_name} version {versions.current.version} from {model_dir}\n'
         f'  web page  http://{host}:{port}/\n'
         f'  REST API  http://{host}:{port}/v1/models/{model_name}:predict', flush=True)

@@ -20,7 +20,8 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   for figure in ('embed_images_per_s', 'raw_predict_images_per_s', 'ingest_images_per_s',
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
                  'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s',
-                 'evaluator_examples_per_s', 'raw_eval_examples_per_s'):
+                 'evaluator_examples_per_s', 'raw_eval_examples_per_s',
+                 'serve_clients_images_per_s', 'raw_batched_forward_images_per_s'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert results['fullres_png_s']['median'] > 0 and len(results['fullres_png_s']['runs']) == 1
   assert '`fullres_png_s`' in bench.table(results)
@@ -33,6 +34,9 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   for name, value in results['raw_eval_metrics'].items():
     # Float32 sums over other batch splits: about 3e-4 apart on 80 examples.
     assert results['evaluator_metrics'][name] == pytest.approx(value, rel=1e-3, abs=1e-6), name
+  assert results['serve_clients'] == results['serve_raw_batch'] == 2
+  assert results['serve_lone_client_s']['median'] > 0
+  assert sum(int(size) * calls for size, calls in results['serve_batch_sizes'].items()) == 2
   assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)

@@ -24,6 +24,7 @@ import tensorflow as tf
 from components import pusher
 from model import colour_space
 from model import serving
+from pipeline import colorize
 from pipeline import serve
 from sample_images import colourful_image, encode, huge_png
 
@@ -200,26 +201,66 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(server):
   assert answer.json()['error'] == f'the request is over the limit of {MAX_UPLOAD_MB} MB'
 
 
-def test_eight_clients_at_once(server):
-  """Each client sends photos of its own size and must get its own photos back."""
+@pytest.fixture(scope='module')
+def versions(trained, tmp_path_factory):
+  """The trained model's versions, loaded in this process, for apps run in it."""
+  folder = tmp_path_factory.mktemp('in_process_serving')
+  pusher.push_atomically(trained['serving_dir'], str(folder), 0)
+  loaded = serve.ModelVersions(str(folder))
+  loaded.refresh()
+  return loaded
+
+
+@pytest.fixture(scope='module')
+def signature(versions):
+  return versions.current.signature
+
+
+def alone(signature, photo):
+  """The signature's answer for one photo, in a call of its own, as pixels."""
+  answer = signature(image_bytes=tf.constant([photo]))[serving.OUTPUT_KEY].numpy()[0]
+  return np.asarray(Image.open(io.BytesIO(answer)), np.int32)
+
+
+def same_answer(colour, expected):
+  """A batch of several photos may round a level here and there otherwise than a call
+  of one (the networks' kernels are chosen by batch size); another photo, or another
+  photo's colours, is tens of levels off."""
+  return colour.shape == expected.shape and np.abs(colour - expected).mean() < 0.5
+
+
+def test_eight_clients_at_once_each_get_their_own_answers(server, signature):
+  """Each client sends photos of its own size and must get its own photos back, as the
+  signature colourizes each alone; a ninth client's broken photo, sent at the same
+  time, fails only its own request, with the reason."""
   sizes = [(256 + 8 * client, 256 - 4 * client) for client in range(8)]
+  photos = [[gray_photo(10 * number + i, *sizes[number]) for i in range(2)]
+            for number in range(8)]
 
   def client(number):
-    width, height = sizes[number]
-    answers = [server.predict(request_body(gray_photo(10 * number + i, width, height)))
-               for i in range(2)]
-    return [(a.status_code, answer_size(a.json()['predictions'][0]['b64'])) for a in answers]
+    if number == 8:
+      broken = gray_photo(99, 256, 256)
+      answer = server.predict(request_body(broken[:len(broken) // 2]))
+      return [(answer.status_code, answer.json()['error'])]
+    answers = [server.predict(request_body(photo)) for photo in photos[number]]
+    return [(a.status_code, np.asarray(Image.open(io.BytesIO(base64.b64decode(
+        a.json()['predictions'][0]['b64']))), np.int32)) for a in answers]
 
   start = time.time()
   for number in range(4):  # The same work from one client, in a row, to compare with.
-    assert client(number) == [(200, sizes[number])] * 2
+    assert [status for status, _ in client(number)] == [200, 200]
   one_client = 8 / (time.time() - start)
   start = time.time()
-  with concurrent.futures.ThreadPoolExecutor(8) as pool:
-    results = list(pool.map(client, range(8)))
+  with concurrent.futures.ThreadPoolExecutor(9) as pool:
+    results = list(pool.map(client, range(9)))
   eight_clients = 16 / (time.time() - start)
+  [(status, error)] = results.pop()
+  assert status == 400 and error.startswith('image 0: truncated'), error
   for number, answers in enumerate(results):
-    assert answers == [(200, sizes[number])] * 2
+    for photo, (status, colour) in zip(photos[number], answers):
+      assert status == 200 and colour.shape == sizes[number][::-1] + (3,)
+      expected = alone(signature, colorize.photo_for_serving(photo).data)
+      assert same_answer(colour, expected), (number, np.abs(colour - expected).mean())
   print(f'\nphotos of ~256x256 on {os.cpu_count()} cores: 8 clients at once '
         f'{eight_clients:.1f} photos/s, one client in a row {one_client:.1f} photos/s')
 
@@ -357,13 +398,11 @@ def test_the_savedmodel_and_colorizer_serve_give_the_same_answer(server, trained
     assert np.abs(served - raw).max() <= 1, name
 
 
-def test_bodies_in_flight_are_bounded(server):
-  """--max-concurrent 1: two request bodies are read at once, however many clients
-  send; the others wait before theirs is read. In process, through the ASGI app, with
-  bodies that stop halfway until released."""
-  versions = serve.ModelVersions(str(server.folder))
-  versions.refresh()
-  app = serve.create_app(versions, max_concurrent=1)
+def test_bodies_in_flight_are_bounded(versions):
+  """--max-batch 1: two request bodies are read at once, however many clients send;
+  the others wait before theirs is read. In process, through the ASGI app, with bodies
+  that stop halfway until released."""
+  app = serve.create_app(versions, max_batch=1)
   data = base64.b64encode(gray_photo(12, 64, 48)).decode().encode()
   reading, answers = [], {}
 
@@ -399,3 +438,78 @@ def test_serving_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):
   (tmp_path / '.incoming-5').mkdir()  # A push in progress is not a version.
   assert cli.main(['colorizer', 'serve', '--model', str(tmp_path)]) == 2
   assert 'no loadable numbered version (none found)' in capsys.readouterr().err
+
+
+def behind_a_call(batcher, servable, photos):
+  """Queues `photos` ((bytes, pixels) each) while the batcher colourizes another photo,
+  so that they are queued together when its next batch is taken."""
+  first = batcher.colorize(servable, encode(colourful_image(30, 64, 64), 'PNG'))
+  while not first.running() and not first.done():  # The batcher has taken it.
+    time.sleep(0.001)
+  answers = [batcher.colorize(servable, photo, pixels) for photo, pixels in photos]
+  first.result(timeout=120)
+  return answers
+
+
+def test_a_photo_that_fails_in_a_batch_fails_alone(versions, signature):
+  """Bytes that the graph cannot decode (`colorizer serve` would have refused them
+  before; TF Serving hands them over as they are) share a batch with two photos: the
+  batch's call fails, and its photos are colourized again one by one."""
+  batcher = serve.Batcher(max_batch=8, timeout_s=0)
+  photos = [encode(colourful_image(31, 96, 64), 'PNG'), b'not a photo',
+            gray_photo(32, 48, 80)]
+  answers = behind_a_call(batcher, versions.current, [(photo, 1) for photo in photos])
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    answers[1].result(timeout=120)
+  for photo, answer in zip(photos[::2], answers[::2]):
+    colour = np.asarray(Image.open(io.BytesIO(answer.result(timeout=120))), np.int32)
+    assert same_answer(colour, alone(signature, photo))
+  assert batcher.batch_sizes == {1: 1, 3: 1}
+
+
+def test_a_large_photo_is_a_batch_of_its_own(versions):
+  """A batch holds --max-batch photos of the model's size: a photo of 16 model-size
+  squares goes alone, after the two small photos queued before it."""
+  batcher = serve.Batcher(max_batch=8, timeout_s=0)
+  photos = [(gray_photo(34, 64, 64), 64 * 64), (gray_photo(35, 200, 100), 200 * 100),
+            (gray_photo(36, 1024, 1024), 1024 * 1024)]
+  answers = behind_a_call(batcher, versions.current, photos)
+  sizes = [Image.open(io.BytesIO(answer.result(timeout=120))).size for answer in answers]
+  assert sizes == [(64, 64), (200, 100), (1024, 1024)]
+  assert batcher.batch_sizes == {1: 2, 2: 1}
+
+
+def test_a_lone_client_does_not_wait_for_the_window(versions):
+  """With a window of a minute, a lone client's requests, each sent once the last is
+  answered, are answered in far less: a batch of one photo waits for nobody."""
+  app = serve.create_app(versions, batch_timeout_ms=60_000)
+  photo = request_body(gray_photo(33, 64, 48))
+
+  async def main():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url='http://colorizer',
+                                 timeout=120) as http:
+      for _ in range(3):
+        start = time.monotonic()
+        answer = await http.post('/v1/models/colorizer:predict', json=photo)
+        assert answer.status_code == 200 and time.monotonic() - start < 30
+
+  anyio.run(main)
+  assert app.state.batcher.batch_sizes == {1: 3}
+
+
+def test_after_a_batch_of_two_the_next_waits_for_two(versions):
+  """The window at work: after a batch of two photos, the next photo waits (here up
+  to a minute) for a second one, and they share a call."""
+  batcher = serve.Batcher(max_batch=8, timeout_s=60)
+  photos = [encode(colourful_image(40 + i, 64, 64), 'PNG') for i in range(4)]
+  for answer in behind_a_call(batcher, versions.current, [(p, 1) for p in photos[:2]]):
+    answer.result(timeout=120)
+  assert batcher.batch_sizes == {1: 1, 2: 1}
+  late = batcher.colorize(versions.current, photos[2])
+  time.sleep(1)
+  assert not late.done()  # It waits for a second photo ...
+  later = batcher.colorize(versions.current, photos[3])
+  late.result(timeout=120)
+  later.result(timeout=120)
+  assert batcher.batch_sizes == {1: 1, 2: 2}  # ... and goes with it.
