@@ -20,6 +20,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
 from model import scaling
 from model.hyperparameters import AUTO, IMAGENET, RANDOM  # the names resolve_weights takes
 

@@ -39,6 +39,7 @@ fusion repeats the embedding over the 32x32 grid that a 256x256 input yields.
 """
 import tensorflow as tf
 
+from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
 from model import scaling
 
 L_INPUT = 'l'
