@@ -66,7 +66,7 @@ test-fast: $(STAMP)
 
 # Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json.
 bench: $(STAMP)
-	$(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json
+	$(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json --log $(OUTPUTS)/logs/colorizer-bench.log
 
 clean:
 	rm -rf $(OUTPUTS) .pytest_cache

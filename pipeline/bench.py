@@ -119,6 +119,7 @@ class Sizes:
   fullres_side: Sequence[int] = (4000, 3000)  # 12 megapixels
   fullres_calls: int = 3
   rss_copies: int = 10
+  rss_side_by_side: bool = False  # the 1x and 10x processes at once (_peak_rss_mb)
   photo_limit: Optional[int] = 27   # of the bundled photos (in name order), per copy
   beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the jobs', as users run them
   colorize_photos: int = 160        # 256x256 photos in the long colorize run
@@ -135,8 +136,8 @@ class Sizes:
 FULL = Sizes()
 TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_short_copies=1,
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
-             fullres_calls=1, rss_copies=2, photo_limit=3, beam_args=IN_MEMORY,
-             colorize_photos=2, colorize_short_photos=2, eval_examples=3,
+             fullres_calls=1, rss_copies=2, rss_side_by_side=True, photo_limit=3,
+             beam_args=IN_MEMORY, colorize_photos=2, colorize_short_photos=2, eval_examples=2,
              eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2,
              serve_clients=2, serve_photos_per_client=1)
 
@@ -204,7 +205,10 @@ def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str]
 
 def steady_rate(run: Callable[[int], float], short: int, long: int) -> float:
   """Items/s of a job in steady state: (long - short) items / the extra time, so the
-  job's start-up (the same in both runs) cancels out."""
+  job's start-up (the same in both runs) cancels out. When short == long (bench.TINY:
+  too small to separate the steady state from start-up), one run's items/s."""
+  if long == short:
+    return long / run(long)
   return (long - short) / max(run(long) - run(short), 1e-9)
 
 
@@ -308,14 +312,13 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
     return time.perf_counter() - start
 
   def rate(run: Callable[[int], float]) -> Callable[[], float]:
-    if long == short:  # Too small to separate the steady state from start-up.
-      return lambda: len(files[long]) / run(long)
     per_copy = len(files[long]) // long
     return lambda: per_copy * steady_rate(run, short, long)
 
   plain(short)  # TensorFlow's and tfio's kernels load once, for both sides.
   ours_rate, plain_rate = interleaved(sizes.repeats, rate(ours), rate(plain))
-  written = glob.glob(os.path.join(records.split_dir(outputs[-1][1], '*'), '*' + records.RECORD_SUFFIX))
+  written = glob.glob(os.path.join(records.split_dir(outputs[-1][1], '*'),
+                                   '*' + records.RECORD_SUFFIX))
   count = sum(1 for f in written
               for _ in tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION))
   return {'ingest_ratio': ours_rate['median'] / plain_rate['median'],
@@ -502,34 +505,46 @@ def bench_serve_batch(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
           'serve_lone_client_s': lone}
 
 
-def _peak_rss_mb(argv: List[str]) -> float:
-  """The peak resident memory of a command: its VmHWM, read until it exits. (The
-  rusage of a child counts the parent's memory at fork, so it cannot be used.)"""
-  process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-  peak = 0.0
-  while process.poll() is None:
-    try:
-      with open(f'/proc/{process.pid}/status') as f:
-        peak = max(peak, float(f.read().split('VmHWM:')[1].split()[0]) / 1024)
-    except (OSError, IndexError):
-      pass
-    time.sleep(0.05)
-  if process.returncode:
-    raise RuntimeError(f'{" ".join(argv)} failed: {process.stderr.read().decode()[-2000:]}')
-  return peak
+def _peak_rss_mb(commands: Dict[int, List[str]], side_by_side: bool) -> Dict[int, float]:
+  """The peak resident memory of each command: its VmHWM, read until it exits. (The
+  rusage of a child counts the parent's memory at fork, so it cannot be used.) Side by
+  side, the commands run at once: bench.TINY's way to save time. `make bench` runs them
+  one after the other, since Beam's batch sizes follow its timing, and so can memory."""
+  peaks = {}
+  pending = list(commands.items())
+  while pending:
+    started = pending if side_by_side else pending[:1]
+    pending = pending[len(started):]
+    running = {key: subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+               for key, argv in started}
+    peaks.update(dict.fromkeys(running, 0.0))
+    while any(process.poll() is None for process in running.values()):
+      for key, process in running.items():
+        try:
+          with open(f'/proc/{process.pid}/status') as f:
+            peaks[key] = max(peaks[key], float(f.read().split('VmHWM:')[1].split()[0]) / 1024)
+        except (OSError, IndexError):
+          pass
+      time.sleep(0.05)
+    for key, process in running.items():
+      if process.returncode:
+        raise RuntimeError(f'{" ".join(commands[key])} failed: '
+                           f'{process.stderr.read().decode()[-2000:]}')
+  return peaks
 
 
 def bench_ingest_rss(workdir: str, sizes: Sizes) -> Dict:
   colorizer_command = os.path.join(os.path.dirname(sys.executable), 'colorizer')
-  peaks = {}
+  commands = {}
   for copies in (1, sizes.rss_copies):
     folder = os.path.join(workdir, f'rss-photos-{copies}')
     make_photos(folder, copies, sizes.photo_limit)
-    peaks[copies] = _peak_rss_mb([
+    commands[copies] = [
         colorizer_command, 'ingest', '--data', folder, '--out',
         os.path.join(workdir, f'rss-out-{copies}'), '--embedding-weights', 'none',
-        *[f'--beam-arg={arg}' for arg in IN_MEMORY]])
+        *[f'--beam-arg={arg}' for arg in IN_MEMORY]]
+  peaks = _peak_rss_mb(commands, sizes.rss_side_by_side)
   return {'ingest_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
           'ingest_peak_rss_mb_1x': peaks[1], f'ingest_peak_rss_mb_{sizes.rss_copies}x':
               peaks[sizes.rss_copies], 'rss_photos_1x': len(os.listdir(
@@ -584,11 +599,7 @@ def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
       signature(l=tf.constant(l[i:i + batch]))['ab'].numpy()
     return len(l) / (time.perf_counter() - start)
 
-  if long == short:  # Too small to separate the steady state from start-up.
-    ours_rate = lambda: long / ours(long)  # noqa: E731
-  else:
-    ours_rate = lambda: steady_rate(ours, short, long)  # noqa: E731
-  job, forward = interleaved(sizes.repeats, ours_rate, raw)
+  job, forward = interleaved(sizes.repeats, lambda: steady_rate(ours, short, long), raw)
   return {'colorize_ratio': job['median'] / forward['median'],
           'colorize_images_per_s': job, 'raw_from_l_images_per_s': forward,
           'colorize_photos': long, 'colorize_batch_size': batch}
@@ -627,14 +638,15 @@ def bench_colorize_rss(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
   """Peak memory of `colorizer colorize` in one process (the in-memory DirectRunner, so
   that the one process measured holds the work) on the photos 1x and rss_copies x."""
   colorizer_command = os.path.join(os.path.dirname(sys.executable), 'colorizer')
-  peaks = {}
+  commands = {}
   for copies in (1, sizes.rss_copies):
     folder = os.path.join(workdir, f'colorize-rss-photos-{copies}')
     make_photos(folder, copies, sizes.photo_limit)
-    peaks[copies] = _peak_rss_mb([
+    commands[copies] = [
         colorizer_command, 'colorize', folder, '--model', export_dir, '--out',
         os.path.join(workdir, f'colorize-rss-out-{copies}'),
-        *[f'--beam-arg={arg}' for arg in IN_MEMORY]])
+        *[f'--beam-arg={arg}' for arg in IN_MEMORY]]
+  peaks = _peak_rss_mb(commands, sizes.rss_side_by_side)
   return {'colorize_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
           'colorize_peak_rss_mb_1x': peaks[1],
           f'colorize_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies]}
@@ -743,11 +755,8 @@ def bench_evaluator(workdir: str, records_dir: str, export_dir: str, sizes: Size
     raw_metrics.update({name: float(metric.result()) for name, metric in computed.items()})
     return len(serialized) / elapsed
 
-  if long == short:  # Too small to separate the steady state from start-up.
-    ours_rate = lambda: long / ours(long)  # noqa: E731
-  else:
-    ours_rate = lambda: steady_rate(ours, short, long)  # noqa: E731
-  job, direct = interleaved(sizes.eval_repeats, ours_rate, raw)
+  job, direct = interleaved(sizes.eval_repeats, lambda: steady_rate(ours, short, long),
+                            raw)
   return {'evaluator_ratio': job['median'] / direct['median'],
           'evaluator_examples_per_s': job, 'raw_eval_examples_per_s': direct,
           'evaluator_examples': long, 'eval_batch_size': batch,
@@ -758,13 +767,14 @@ def bench_evaluator_rss(workdir: str, records_dir: str, export_dir: str, sizes: 
   """Peak memory of the Evaluator in a process of its own (`python -m pipeline.bench
   evaluator`; the in-memory DirectRunner, so that the one process measured holds the
   work) on eval_rss_examples and rss_copies times as many."""
-  peaks = {}
+  commands = {}
   for copies in (1, sizes.rss_copies):
     folder = write_eval_split(records_dir, os.path.join(workdir, f'eval-rss-{copies}'),
                               copies * sizes.eval_rss_examples)
-    peaks[copies] = _peak_rss_mb([
+    commands[copies] = [
         sys.executable, '-m', 'pipeline.bench', 'evaluator', folder, export_dir,
-        os.path.join(workdir, f'evaluator-rss-{copies}'), *IN_MEMORY])
+        os.path.join(workdir, f'evaluator-rss-{copies}'), *IN_MEMORY]
+  peaks = _peak_rss_mb(commands, sizes.rss_side_by_side)
   return {'evaluator_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
           'evaluator_peak_rss_mb_1x': peaks[1],
           f'evaluator_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies],

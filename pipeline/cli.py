@@ -454,11 +454,13 @@ def _bench_flags(fv: flags.FlagValues) -> None:
                       'a newly exported untrained one).', flag_values=fv)
   flags.DEFINE_bool('tiny', False, 'A few seconds of each benchmark: checks that it runs, '
                     'measures nothing.', flag_values=fv)
+  _log_flag(fv)
 
 
 def _run_bench(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import bench  # pylint: disable=import-outside-toplevel
-  results = bench.run(fv.out, bench.TINY if fv.tiny else bench.FULL, export_dir=fv.model)
+  with _libraries_log(fv.log):
+    from pipeline import bench  # pylint: disable=import-outside-toplevel
+    results = bench.run(fv.out, bench.TINY if fv.tiny else bench.FULL, export_dir=fv.model)
   print(f'\n{bench.table(results)}\n\n{fv.out} ({results["seconds"]:.0f} s; '
         f'{results["machine"]["cpu"]}, {results["machine"]["cores"]} cores)')
   return 0
