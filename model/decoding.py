@@ -7,10 +7,11 @@ so that they all take and refuse the same files for the same reasons.
 """
 import io
 import struct
-from typing import Callable, NamedTuple, TypeVar
+import sys
+from typing import Callable, NamedTuple, Optional, TypeVar
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 MIN_SIDE = 32
 """Photos with a side shorter than this are rejected as too small."""
@@ -105,6 +106,7 @@ class DecodedPhoto(NamedTuple):
   exif: bytes = b''        # the file's EXIF, its orientation reset to upright
   icc_profile: bytes = b''
   mode: str = ''           # Pillow's mode of the file's pixels: 'L', 'RGB', 'CMYK', ...
+  read_at_8_bits: str = ''  # with keep_16bit, why a file of 16-bit colour gave 8 bits
 
 
 _GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
@@ -123,12 +125,16 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   which is several times faster for large photos that are resized afterwards anyway.
   `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
   (`colorizer colorize` takes a scan's luminance from all of its bits). `keep_16bit`
-  returns a 16-bit colour PNG (48-bit RGB, or 64-bit RGBA composited on white) as
-  uint16 [H, W, 3] sRGB, decoded by TensorFlow's PNG decoder after Pillow has checked
-  and loaded it, with the same EXIF orientation. Its ICC profile is not converted:
-  LittleCMS in Pillow has no 16-bit RGB modes, so a profile that is not sRGB gives
-  the 8-bit path's converted copy instead. 16-bit RGB TIFFs stay 8-bit (neither
-  Pillow nor tensorflow-io's decode_tiff, which gives uint8 RGBA, reads their 16 bits).
+  returns 16-bit colour as uint16 [H, W, 3] sRGB (alpha composited on white, the same
+  EXIF orientation): a 16-bit PNG (48-bit RGB or 64-bit RGBA), decoded by TensorFlow's
+  PNG decoder after Pillow has checked and loaded it; and a 16-bit RGB(A) TIFF as
+  scanners and Photoshop write them (uncompressed, LZW, Deflate or PackBits, with or
+  without the horizontal predictor, strips or tiles, either byte order, samples side
+  by side or, uncompressed, in separate planes), decoded by Pillow twice, once for each
+  byte of its samples (`_tiff16`). Other 16-bit colour (an ICC profile that is not
+  sRGB, which Pillow's LittleCMS converts at 8 bits only; a TIFF of another compression,
+  of compressed separate planes, or CMYK; gray with alpha) gives the 8-bit result, and
+  `read_at_8_bits` says why.
   """
   if not data:
     raise PhotoRejected('empty', 'the file has 0 bytes')
@@ -153,12 +159,21 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   try:
     if draft_size and image.format == 'JPEG':
       image.draft('RGB', (draft_size, draft_size))
+    why_8_bits = _why_8_bits(image, data)
+    if file_format == 'TIFF' and why_8_bits in ('', _NOT_SRGB):
+      # Pillow's own 8 bits, and the right ones for separate colour planes, whose
+      # 16-bit samples its raw decoder reads as 8-bit ones.
+      _decode_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
     image.load()
+    if file_format == 'PNG':
+      why_8_bits = _why_8_bits(image, data)  # A PNG's profile may come after its pixels.
     orientation = image.getexif().get(0x0112, 1)
     image = ImageOps.exif_transpose(image)
     if keep_gray and image.mode in _GRAY_MODES:
       rgb = _gray(image)
-    elif keep_16bit and _is_16bit_colour_png(data) and is_srgb(image.info.get('icc_profile')):
+    elif keep_16bit and why_8_bits == '' and file_format == 'TIFF':
+      rgb = _tiff16(image, data)
+    elif keep_16bit and why_8_bits == '':
       rgb = _oriented(_colour16(data), orientation)
     else:
       rgb = _to_srgb8(image)
@@ -171,7 +186,8 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   if orientation in (5, 6, 7, 8):
     width, height = height, width
   return DecodedPhoto(rgb, height, width, file_format, image.info.get('exif', b''),
-                      image.info.get('icc_profile') or b'', mode)
+                      image.info.get('icc_profile') or b'', mode,
+                      (why_8_bits or '') if keep_16bit else '')
 
 
 def _gray(image: Image.Image) -> np.ndarray:
@@ -181,10 +197,55 @@ def _gray(image: Image.Image) -> np.ndarray:
   return np.clip(np.asarray(image, np.int64), 0, 65535).astype(np.uint16)[..., None]
 
 
-def _is_16bit_colour_png(data: bytes) -> bool:
-  """A PNG whose header says 16 bits per sample, RGB (colour type 2) or RGBA (6)."""
+_TIFF16_COMPRESSIONS = {'raw': 'none', 'tiff_lzw': 'LZW', 'tiff_adobe_deflate': 'Deflate',
+                        'tiff_deflate': 'Deflate', 'packbits': 'PackBits'}
+"""The compressions (Pillow's names) of 16-bit colour TIFFs that are read at 16 bits:
+those that scanners and Photoshop write."""
+
+_TIFF_COLOURS = {5: 'CMYK', 6: 'YCbCr', 8: 'CIELab', 9: 'ICCLab', 10: 'ITULab'}
+
+
+def _why_8_bits(image: Image.Image, data: bytes) -> Optional[str]:
+  """Whether a just opened image has 16-bit colour that decode_photo reads at 16 bits:
+  '' when it does, else why not; None when it has no 16-bit colour (8 bits, or gray,
+  which `keep_gray` keeps)."""
+  if _is_16bit_png(data):
+    kind = {2: 'colour', 6: 'colour', 4: '16-bit gray with alpha is read at 8 bits'}.get(data[25])
+    return _why_not_srgb(image) if kind == 'colour' else kind
+  if image.format != 'TIFF':
+    return None
+  tags = image.tag_v2
+  if tags.get(TiffImagePlugin.SAMPLESPERPIXEL, 1) < 3 or set(
+      tags.get(TiffImagePlugin.BITSPERSAMPLE, (1,))) != {16}:
+    return None
+  colours = tags.get(TiffImagePlugin.PHOTOMETRIC_INTERPRETATION)
+  compression = TiffImagePlugin.COMPRESSION_INFO.get(
+      tags.get(TiffImagePlugin.COMPRESSION, 1), 'unknown')
+  if colours != 2:
+    name = _TIFF_COLOURS.get(colours, f'PhotometricInterpretation {colours}')
+    return f'its {name} colours are converted to sRGB at 8 bits'
+  if compression not in _TIFF16_COMPRESSIONS:
+    return (f'{compression} compression is read at 8 bits (16 bits: '
+            f'{", ".join(sorted(set(_TIFF16_COMPRESSIONS.values())))})')
+  if tags.get(TiffImagePlugin.PLANAR_CONFIGURATION, 1) != 1 and compression != 'raw':
+    return ('its colour planes are compressed one after the other (PlanarConfiguration 2), '
+            'which Pillow reads at 8 bits')
+  if tags.get(TiffImagePlugin.PREDICTOR, 1) not in (1, 2):
+    return f'predictor {tags[TiffImagePlugin.PREDICTOR]} is read at 8 bits (16 bits: 1, 2)'
+  return _why_not_srgb(image)
+
+
+_NOT_SRGB = 'its ICC profile is not sRGB, and Pillow converts colour profiles at 8 bits only'
+
+
+def _why_not_srgb(image: Image.Image) -> str:
+  return '' if is_srgb(image.info.get('icc_profile')) else _NOT_SRGB
+
+
+def _is_16bit_png(data: bytes) -> bool:
+  """A PNG whose header says 16 bits per sample (colour type: data[25])."""
   return (data.startswith(b'\x89PNG\r\n\x1a\n') and data[12:16] == b'IHDR'
-          and len(data) > 25 and data[24] == 16 and data[25] in (2, 6))
+          and len(data) > 25 and data[24] == 16)
 
 
 def is_srgb(icc_profile: bytes) -> bool:
@@ -209,11 +270,53 @@ def _colour16(data: bytes) -> np.ndarray:
     raise PhotoRejected('undecodable', f'PNG: {e.message}') from None
   if pixels.shape[-1] == 3:
     return pixels
-  rgb, alpha = pixels[..., :3], pixels[..., 3:]
+  return _on_white(pixels[..., :3], pixels[..., 3:])
+
+
+def _on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  """16-bit colour over white, by its 16-bit alpha (not premultiplied)."""
   if (alpha == 65535).all():
     return np.ascontiguousarray(rgb)
   opacity = alpha.astype(np.float32) / 65535.0
   return np.round(rgb * opacity + 65535.0 * (1.0 - opacity)).astype(np.uint16)
+
+
+def _decode_byte(image: Image.Image, high: bool, as_stored: bool = True) -> None:
+  """Has Pillow decode the high or the low byte of each sample of a 16-bit RGB(A) TIFF
+  (`_tiff16`): as stored, or with premultiplied alpha undone as Pillow does. Pillow's
+  unpackers of 16-bit samples keep one byte: the high byte, or the low one when told
+  the other byte order. libtiff hands samples over in this machine's byte order, the
+  raw decoder in the file's."""
+  def rawmode(tile) -> str:
+    if tile.codec_name == 'libtiff':
+      little = sys.byteorder == 'little'
+    else:
+      little = image.tag_v2.prefix == b'II'
+    channels = tile.args[0].split(';')[0]  # 'RGB', 'RGBX', 'RGBA', 'RGBa'; 'R', ... a plane
+    if as_stored:
+      channels = channels.replace('a', 'A')
+    return channels + (';16L' if high == little else ';16B')
+  image.tile = [tile._replace(args=(rawmode(tile),) + tuple(tile.args[1:]))
+                for tile in image.tile]
+
+
+def _tiff16(high: Image.Image, data: bytes) -> np.ndarray:
+  """A 16-bit RGB(A) TIFF -> uint16 [H, W, 3], alpha composited on white: `high`, its
+  high bytes as decode_photo loaded and turned them, and its low bytes decoded and
+  turned the same way. So Pillow and libtiff decompress it and undo its predictor,
+  whatever its compression, strips or tiles, and byte order."""
+  low = Image.open(io.BytesIO(data))
+  premultiplied = low.tag_v2.get(TiffImagePlugin.EXTRASAMPLES) == (1,)
+  _decode_byte(low, high=False)
+  low.load()
+  low = ImageOps.exif_transpose(low)
+  pixels = np.asarray(high).astype(np.uint16) << 8 | np.asarray(low)
+  if pixels.shape[-1] == 3:
+    return pixels
+  rgb, alpha = pixels[..., :3], pixels[..., 3:]
+  if premultiplied:  # Colour already times alpha: over white, plus white times 1 - alpha.
+    return np.minimum(rgb.astype(np.int32) + (65535 - alpha), 65535).astype(np.uint16)
+  return _on_white(rgb, alpha)
 
 
 # EXIF orientation as ImageOps.exif_transpose applies it, on a numpy image.

@@ -65,6 +65,7 @@ class FileStatus(NamedTuple):
   reason: Optional[str] = None  # decoding.REJECT_REASONS, 'same_output' or 'unwritable'
   detail: Optional[str] = None
   output: Optional[str] = None
+  read_at_8_bits: Optional[str] = None  # why a file of 16-bit colour was read at 8 bits
 
 
 class Input(NamedTuple):
@@ -82,6 +83,7 @@ class Photo:
   l: np.ndarray                       # float32 [256, 256, 1], L in [0, 100]
   exif: bytes = b''
   icc_profile: bytes = b''
+  read_at_8_bits: str = ''            # decoding.DecodedPhoto's: why not at 16 bits
   ab: Optional[np.ndarray] = None     # float32 [256, 256, 2], the model's ab / 128
   colour: Optional[np.ndarray] = None  # [H, W, 3], of the pixels' dtype
 
@@ -226,13 +228,14 @@ def decode(item: Input, max_megapixels: float):
     return _rejected(item.source, e.reason, e.detail)
   pixels = photo.rgb
   l = _l_at_model_size[tf.as_dtype(pixels.dtype)](pixels).numpy()
-  return Photo(item.source, item.output, pixels, l, photo.exif, photo.icc_profile)
+  return Photo(item.source, item.output, pixels, l, photo.exif, photo.icc_profile,
+               photo.read_at_8_bits)
 
 
 class DecodeInputs(beam.PTransform):
   """Input -> Photo, decoded by ingestion's decoder (EXIF orientation applied; 16-bit
-  gray and 16-bit colour PNGs kept at 16 bits); side output 'rejected' with ingestion's
-  reasons."""
+  gray, 16-bit colour PNGs and most 16-bit colour TIFFs kept at 16 bits, the others
+  noted); side output 'rejected' with ingestion's reasons."""
 
   def __init__(self, max_megapixels: float):
     super().__init__()
@@ -377,7 +380,8 @@ def write(photo: Photo, data: bytes, tmp_dir: str) -> FileStatus:
     tf.io.gfile.rename(partial, output, overwrite=True)
   except (OSError, tf.errors.OpError) as e:
     return _rejected(source, 'unwritable', getattr(e, 'message', None) or str(e))
-  return _count(FileStatus(source, 'written', output=output))
+  return _count(FileStatus(source, 'written', output=output,
+                           read_at_8_bits=photo.read_at_8_bits or None))
 
 
 class WriteOutputs(beam.PTransform):
@@ -432,6 +436,7 @@ def make_report(statuses: List[FileStatus]) -> dict:
       'written': sum(status.status == 'written' for status in statuses),
       'skipped': sum(status.status == 'skipped' for status in statuses),
       'rejected': dict(sorted(rejected.items())),
+      'read_at_8_bits': sum(status.read_at_8_bits is not None for status in statuses),
       'files': files,
   }
 
@@ -500,17 +505,27 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
 
 
 def print_summary(report: dict, out: str, seconds: float) -> None:
-  """The first rejects on stderr, then the summary line that ends the run."""
+  """The first rejects and 16-bit files read at 8 bits on stderr, then the summary line
+  that ends the run."""
   rejected = sum(report['rejected'].values())
   reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
+  eight_bits = report['read_at_8_bits']
   for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
     print(f'colorizer colorize: {entry["source"]}: {entry["reason"]}: '
           f'{entry.get("detail", "")}', file=sys.stderr)
   if rejected > 20:
     print(f'colorizer colorize: ... {rejected - 20} more in the report', file=sys.stderr)
+  for entry in [f for f in report['files'] if 'read_at_8_bits' in f][:20]:
+    print(f'colorizer colorize: {entry["source"]}: read at 8 bits: {entry["read_at_8_bits"]}',
+          file=sys.stderr)
+  if eight_bits > 20:
+    print(f'colorizer colorize: ... {eight_bits - 20} more read at 8 bits in the report',
+          file=sys.stderr)
   print(f'Colourized {report["written"]} of {report["total"]} files into {out} in '
         f'{seconds:.0f} s: {report["skipped"]} skipped (already done), {rejected} rejected'
-        f'{f" ({reasons})" if reasons else ""}; report {os.path.join(out, REPORT_FILE)}')
+        f'{f" ({reasons})" if reasons else ""}'
+        f'{f"; 16-bit colour read at 8 bits: {eight_bits}" if eight_bits else ""}; '
+        f'report {os.path.join(out, REPORT_FILE)}')
 
 
 # ---- One photo for `colorizer serve`; the files of `colorizer evaluate` ----

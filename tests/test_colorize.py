@@ -27,7 +27,7 @@ from model import decoding
 from pipeline import cli
 from pipeline import colorize
 from conftest import ONE_COLOUR
-from sample_images import colourful_image, colourful_image16, encode, png16
+from sample_images import colourful_image, colourful_image16, encode, png16, tiff16
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
 IN_MEMORY_OPTIONS = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
@@ -79,6 +79,11 @@ def archive(root) -> dict:
                                     exif=exif('Cy', orientation=6).tobytes()), 'written'),
       'scans/scan16.png': (encode(gray16(), 'PNG'), 'written'),
       'scans/colour16.png': (png16(colourful_image16(5, 150, 110)), 'written'),  # 48-bit RGB
+      # A 48-bit TIFF as scanners write it, turned by EXIF; one Pillow reads at 8 bits.
+      'scans/colour48.tif': (tiff16(colourful_image16(6, 140, 100), 'lzw', predictor=True,
+                                    big_endian=True, orientation=6), 'written'),
+      'scans/planes16.tif': (tiff16(colourful_image16(7, 90, 70), 'adobe_deflate',
+                                    planar=True), 'written'),
       'scans/gray.png': (encode(np.asarray(Image.fromarray(photo).convert('L')), 'PNG'),
                          'written'),
       'scans/photo.webp': (encode(colourful_image(4, 50, 60), 'WEBP'), 'written'),
@@ -97,8 +102,10 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
     (root / name).write_bytes(data)
   result = run(str(root), '--model', one_colour_model, '--out', str(out))
   assert result.returncode == 1, result.stderr[-3000:]  # Some files were rejected.
-  assert 'Colourized 7 of 10 files' in result.stdout
+  assert 'Colourized 9 of 12 files' in result.stdout
+  assert '16-bit colour read at 8 bits: 1;' in result.stdout
   assert 'cut.jpg: truncated' in result.stderr
+  assert 'planes16.tif: read at 8 bits: ' in result.stderr
   report = json.load(open(out / colorize.REPORT_FILE))
   rows = {os.path.relpath(row['source'], root): row for row in report['files']}
   assert {name: row.get('reason', row['status']) for name, row in rows.items()} == {
@@ -107,8 +114,13 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
   assert {name: os.path.relpath(path, out) for name, path in outputs.items()} == {
       '1950/IMG_0001.jpg': '1950/IMG_0001.jpg', '1960/IMG_0001.jpg': '1960/IMG_0001.jpg',
       '1960/prints/cmyk.jpg': '1960/prints/cmyk.jpg', 'scans/scan16.png': 'scans/scan16.png',
-      'scans/colour16.png': 'scans/colour16.png',
+      'scans/colour16.png': 'scans/colour16.png', 'scans/colour48.tif': 'scans/colour48.png',
+      'scans/planes16.tif': 'scans/planes16.png',
       'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png'}
+  assert report['read_at_8_bits'] == 1
+  assert {name for name, row in rows.items() if 'read_at_8_bits' in row} == {'scans/planes16.tif'}
+  assert 'PlanarConfiguration 2' in rows['scans/planes16.tif']['read_at_8_bits']
+  assert open(outputs['scans/planes16.tif'], 'rb').read()[24] == 8  # An 8-bit PNG.
 
   for name, output in outputs.items():
     source = decoding.decode_photo(files[name][0])
@@ -125,10 +137,11 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
   assert Image.open(outputs['1950/IMG_0001.jpg']).info['icc_profile'] == SRGB_ICC
   assert Image.open(outputs['1960/prints/cmyk.jpg']).size == (80, 110)  # Turned by EXIF.
 
-  # The 16-bit scan and the 48-bit colour PNG: 16-bit PNGs whose L follows the source's
-  # 16 bits far closer than the source's 8-bit copy could.
+  # The 16-bit scan and the 48-bit colour PNG and TIFF: 16-bit PNGs whose L follows the
+  # source's 16 bits far closer than the source's 8-bit copy could.
   sources = {'scans/scan16.png': np.repeat(gray16()[..., None], 3, 2),
-             'scans/colour16.png': colourful_image16(5, 150, 110)}
+             'scans/colour16.png': colourful_image16(5, 150, 110),
+             'scans/colour48.tif': np.rot90(colourful_image16(6, 140, 100), -1)}  # EXIF 6
   for name, source in sources.items():
     data = open(outputs[name], 'rb').read()
     assert data[24] == 16 and data[25] == 2, name  # The PNG header: 16-bit RGB.

@@ -7,7 +7,8 @@ import pytest
 
 from model import decoding
 from reference import close_to
-from sample_images import colourful_image, colourful_image16, encode, huge_png, png16, with_chunk
+from sample_images import (colourful_image, colourful_image16, encode, huge_png, png16, tiff16,
+                           with_chunk)
 
 pytestmark = pytest.mark.fast
 
@@ -73,6 +74,8 @@ def test_sixteen_bit_rgba_png_is_composited_on_white_at_16_bits():
   photo = decoding.decode_photo(png16(rgba), keep_16bit=True)
   assert photo.rgb.dtype == np.uint16 and photo.rgb.shape == (48, 64, 3)
   assert np.array_equal(photo.rgb[:, :32], rgba[:, :32, :3]) and (photo.rgb[:, 32:] == 65535).all()
+  gray_alpha = decoding.decode_photo(png16(rgba[..., 2:]), keep_gray=True, keep_16bit=True)
+  assert gray_alpha.rgb.dtype == np.uint8 and 'gray with alpha' in gray_alpha.read_at_8_bits
 
 
 @pytest.mark.parametrize('orientation', range(1, 9))
@@ -94,9 +97,97 @@ def test_sixteen_bit_colour_png_with_a_profile_other_than_srgb_gives_the_convert
   xyz = ImageCms.ImageCmsProfile(ImageCms.createProfile('XYZ')).tobytes()
   kept = decoding.decode_photo(with_chunk(rgb16, b'iCCP', srgb), keep_16bit=True)
   assert kept.rgb.dtype == np.uint16 and kept.icc_profile == srgb
+  assert kept.read_at_8_bits == ''
   converted = decoding.decode_photo(with_chunk(rgb16, b'iCCP', xyz), keep_16bit=True)
-  assert converted.rgb.dtype == np.uint8
+  assert converted.rgb.dtype == np.uint8 and 'ICC profile is not sRGB' in converted.read_at_8_bits
   assert np.array_equal(converted.rgb, decoding.decode_photo(with_chunk(rgb16, b'iCCP', xyz)).rgb)
+
+
+def scan16(width: int = 90, height: int = 70, samples: int = 3) -> np.ndarray:
+  """Noise in all 16 bits, under a flat white margin (runs for PackBits and LZW)."""
+  pixels = np.random.default_rng(7).integers(0, 65536, (height, width, samples), np.uint16)
+  pixels[:9] = 65535
+  return pixels
+
+
+# (compression, predictor, big_endian, tile, planar): what scanners and Photoshop write.
+TIFF16_VARIANTS = [
+    ('none', False, False, 0, False), ('none', False, True, 16, False),
+    ('none', False, True, 0, True), ('lzw', False, False, 0, False),
+    ('lzw', True, False, 0, False), ('lzw', True, True, 16, False),
+    ('adobe_deflate', True, False, 0, False), ('adobe_deflate', False, True, 0, False),
+    ('deflate', True, True, 16, False), ('packbits', False, False, 0, False),
+    ('packbits', False, True, 16, False)]
+
+
+@pytest.mark.parametrize('compression, predictor, big_endian, tile, planar', TIFF16_VARIANTS)
+def test_sixteen_bit_colour_tiff_keeps_its_16_bits_on_request(compression, predictor, big_endian,
+                                                              tile, planar):
+  rgb16 = scan16()
+  data = tiff16(rgb16, compression, predictor, big_endian, tile=tile, planar=planar)
+  photo = decoding.decode_photo(data, keep_16bit=True)
+  assert photo.rgb.dtype == np.uint16 and np.array_equal(photo.rgb, rgb16)
+  assert (photo.format, photo.read_at_8_bits) == ('TIFF', '')
+  eight_bit = decoding.decode_photo(data)  # Ingestion and serving: Pillow's 8 bits.
+  assert eight_bit.rgb.dtype == np.uint8 and np.array_equal(eight_bit.rgb, rgb16 >> 8)
+
+
+# EXIF orientation -> Pillow's transposition that shows the photo upright.
+TRANSPOSE = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+             8: Image.Transpose.ROTATE_90}
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_sixteen_bit_colour_tiff_is_turned_by_its_exif_orientation(orientation):
+  rgb16 = scan16(72, 40)
+  photo = decoding.decode_photo(tiff16(rgb16, 'lzw', True, orientation=orientation),
+                                keep_16bit=True)
+  method = TRANSPOSE[orientation]
+  upright = np.stack([np.asarray(Image.fromarray(rgb16[..., c]).transpose(method))
+                      if method is not None else rgb16[..., c] for c in range(3)], axis=-1)
+  assert photo.rgb.dtype == np.uint16 and np.array_equal(photo.rgb, upright)
+  assert (photo.height, photo.width) == upright.shape[:2]
+
+
+@pytest.mark.parametrize('extra_sample', [0, 1, 2])
+def test_sixteen_bit_rgba_tiff_is_composited_on_white_at_16_bits(extra_sample):
+  """ExtraSamples 0: not alpha (ignored); 1: premultiplied alpha; 2: plain alpha."""
+  rgba = scan16(64, 48, samples=4)
+  rgba[:, :32, 3] = 65535  # Left half opaque, right half see-through in places.
+  colour, alpha = rgba[..., :3].astype(np.float64), rgba[..., 3:] / 65535.0
+  if extra_sample == 1:
+    rgba[..., :3] = np.round(colour * alpha)
+    colour = rgba[..., :3] / alpha.clip(1e-9)
+  photo = decoding.decode_photo(tiff16(rgba, 'lzw', True, extra_sample=extra_sample),
+                                keep_16bit=True)
+  assert photo.rgb.dtype == np.uint16 and photo.rgb.shape == (48, 64, 3)
+  assert np.array_equal(photo.rgb[:, :32], rgba[:, :32, :3])
+  if extra_sample == 0:
+    assert np.array_equal(photo.rgb, rgba[..., :3])
+  else:
+    on_white = colour * alpha + 65535.0 * (1.0 - alpha)
+    assert np.abs(photo.rgb - on_white).max() <= 1.0
+
+
+def test_a_sixteen_bit_tiff_that_cannot_keep_its_16_bits_says_why():
+  from PIL import ImageCms  # pylint: disable=import-outside-toplevel
+  xyz = ImageCms.ImageCmsProfile(ImageCms.createProfile('XYZ')).tobytes()
+  rgb16 = scan16()
+  cases = {'PlanarConfiguration 2': tiff16(rgb16, 'adobe_deflate', planar=True),
+           'lzma compression': tiff16(rgb16, 'lzma'),
+           'ICC profile is not sRGB': tiff16(rgb16, 'lzw', icc_profile=xyz)}
+  for why, data in cases.items():
+    photo = decoding.decode_photo(data, keep_16bit=True)
+    assert photo.rgb.dtype == np.uint8 and why in photo.read_at_8_bits, why
+    eight_bit = decoding.decode_photo(data)
+    assert np.array_equal(photo.rgb, eight_bit.rgb) and eight_bit.read_at_8_bits == '', why
+  assert np.array_equal(decoding.decode_photo(cases['lzma compression']).rgb, rgb16 >> 8)
+  # Separate uncompressed planes are read at 16 bits, or at 8 for their profile (which,
+  # being XYZ, LittleCMS cannot convert RGB from: the pixels stay as they are).
+  photo = decoding.decode_photo(tiff16(rgb16, planar=True, icc_profile=xyz), keep_16bit=True)
+  assert 'ICC profile' in photo.read_at_8_bits and np.array_equal(photo.rgb, rgb16 >> 8)
 
 
 def test_cmyk_jpeg_becomes_rgb():
