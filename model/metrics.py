@@ -59,9 +59,30 @@ def _rgb255(l: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
 # _CompilableMetricsCombiner._process_batch), where each of the Lab -> sRGB conversion's
 # ops ran on its own over the whole batch: all nine metrics took about 370 ms an example,
 # fused about 70 (batches of 16, on a loaded 2-core machine). One trace per label type
-# and `gray`, the batch size left free; XLA compiles once per batch shape (which is why
-# AuC's histogram is a segment sum: XLA's bincount needs a constant length).
+# and `gray`, the batch size left free; XLA compiles once per batch shape (here a
+# slice's: SLICE_EXAMPLES, or what is left over), which is why AuC's histogram is a
+# segment sum: XLA's bincount needs a constant length.
 _graph = tf.function(reduce_retracing=True, jit_compile=True)
+
+SLICE_EXAMPLES = 16
+"""At most this many examples per compiled call. TFMA hands `update_state` every label
+and prediction it has collected at once (tf_metric_wrapper.py, `_process_batch`), and
+in the Evaluator that is the whole eval split: its size estimate divides each array's
+bytes by the array's references (tensorflow_model_analysis/utils/size_estimator.py), so
+270 examples' 186 MiB counted as 12.6 and its 16 MiB limit was never reached. The
+statistics' float intermediates took about 6 MB an example on top, so the Evaluator's
+peak grew with the eval split (docs/performance.md, "The Evaluator at scale")."""
+
+
+def _slices(y_true, y_pred):
+  """(y_true, y_pred) in slices of at most SLICE_EXAMPLES examples when called eagerly
+  (TFMA, and our own loops over batches); whole inside a graph (Keras's fit: one
+  batch)."""
+  if not tf.executing_eagerly():
+    yield y_true, y_pred
+    return
+  for start in range(0, len(y_true), SLICE_EXAMPLES):
+    yield y_true[start:start + SLICE_EXAMPLES], y_pred[start:start + SLICE_EXAMPLES]
 
 
 @_graph
@@ -127,9 +148,10 @@ class AbMSE(_ColorizationMetric):
     super().__init__(name, gray, **kwargs)
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    total, count = _squared_ab_errors(y_true, y_pred, self.gray)
-    self.total.assign_add(total)
-    self.count.assign_add(count)
+    for labels, predictions in _slices(y_true, y_pred):
+      total, count = _squared_ab_errors(labels, predictions, self.gray)
+      self.total.assign_add(total)
+      self.count.assign_add(count)
 
 
 class PSNR(_ColorizationMetric):
@@ -138,9 +160,10 @@ class PSNR(_ColorizationMetric):
     super().__init__(name, gray, **kwargs)
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    psnr = _psnr_per_image(y_true, y_pred, self.gray)
-    self.total.assign_add(tf.reduce_sum(psnr))
-    self.count.assign_add(tf.cast(tf.shape(psnr)[0], tf.float32))
+    for labels, predictions in _slices(y_true, y_pred):
+      psnr = _psnr_per_image(labels, predictions, self.gray)
+      self.total.assign_add(tf.reduce_sum(psnr))
+      self.count.assign_add(tf.cast(tf.shape(psnr)[0], tf.float32))
 
 
 class AuC(tf.keras.metrics.Metric):
@@ -156,7 +179,8 @@ class AuC(tf.keras.metrics.Metric):
     return {**super().get_config(), 'gray': self.gray}
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    self.state.assign_add(_within(y_true, y_pred, self.gray))
+    for labels, predictions in _slices(y_true, y_pred):
+      self.state.assign_add(_within(labels, predictions, self.gray))
 
   def result(self):
     within, count = self.state[:-1], self.state[-1]
@@ -172,9 +196,10 @@ class Colourfulness(_ColorizationMetric):
     super().__init__(name, gray, **kwargs)
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    per_image = _colourfulness_per_image(y_true, y_pred, self.gray)
-    self.total.assign_add(tf.reduce_sum(per_image))
-    self.count.assign_add(tf.cast(tf.shape(per_image)[0], tf.float32))
+    for labels, predictions in _slices(y_true, y_pred):
+      per_image = _colourfulness_per_image(labels, predictions, self.gray)
+      self.total.assign_add(tf.reduce_sum(per_image))
+      self.count.assign_add(tf.cast(tf.shape(per_image)[0], tf.float32))
 
 
 class AbMSEVsGray(_ColorizationMetric):
@@ -186,9 +211,10 @@ class AbMSEVsGray(_ColorizationMetric):
     self.gray_total = self.add_weight('gray_total', initializer='zeros')
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    total, gray_total = _squared_ab_errors_and_gray(y_true, y_pred)
-    self.total.assign_add(total)
-    self.gray_total.assign_add(gray_total)
+    for labels, predictions in _slices(y_true, y_pred):
+      total, gray_total = _squared_ab_errors_and_gray(labels, predictions)
+      self.total.assign_add(total)
+      self.gray_total.assign_add(gray_total)
 
   def result(self):
     return tf.math.divide_no_nan(self.total, self.gray_total)

@@ -78,3 +78,24 @@ def test_labels_as_the_records_store_them_score_as_the_scaled_floats():
 def test_labels_of_another_type_are_refused():
   with pytest.raises(TypeError, match='uint8'):
     metrics.AbMSE().update_state(np.zeros((1, 8, 8, 3), np.int32), tf.zeros((1, 8, 8, 2)))
+
+
+def test_a_batch_larger_than_a_slice_scores_as_in_one_call():
+  """TFMA hands update_state every example it has collected; eagerly the metrics take
+  them SLICE_EXAMPLES at a time, which must add up to one call on the whole batch (in a
+  graph, as Keras's fit calls them)."""
+  rng = np.random.default_rng(1)
+  count = 2 * metrics.SLICE_EXAMPLES + 3
+  stored = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
+  y_pred = rng.uniform(-0.6, 0.6, (count, 8, 8, 2)).astype(np.float32)
+  for name, metric, gray in metrics.EVALUATED:
+    sliced, whole = metric(gray=gray), metric(gray=gray)
+    sliced.update_state(stored, y_pred)
+
+    @tf.function
+    def in_one_call(y_true, y_pred, metric=whole):
+      metric.update_state(y_true, y_pred)
+
+    in_one_call(tf.constant(stored), tf.constant(y_pred))
+    assert float(sliced.result()) == pytest.approx(float(whole.result()), rel=1e-5,
+                                                   abs=1e-6), name
