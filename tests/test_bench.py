@@ -41,3 +41,18 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)
+
+
+@pytest.mark.fast
+def test_steady_rate_cancels_the_start_up_and_takes_one_run_when_short_is_long():
+  """A job of 5 s start-up and 0.5 s an item: its steady rate is 2 items/s whatever the
+  sizes; with short == long (bench.TINY) it is that one run's items/s."""
+  runs = []
+
+  def run(items):
+    runs.append(items)
+    return 5.0 + 0.5 * items
+
+  assert bench.steady_rate(run, 16, 160) == pytest.approx(2.0) and sorted(runs) == [16, 160]
+  runs.clear()
+  assert bench.steady_rate(run, 2, 2) == pytest.approx(2 / 6.0) and runs == [2]
