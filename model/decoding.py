@@ -159,14 +159,15 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
   try:
     if draft_size and image.format == 'JPEG':
       image.draft('RGB', (draft_size, draft_size))
-    why_8_bits = _why_8_bits(image, data)
-    if file_format == 'TIFF' and why_8_bits in ('', _NOT_SRGB):
+    # A TIFF's tags are read on opening; a PNG's profile may come after its pixels.
+    why_8_bits = _why_8_bits(image, data) if file_format == 'TIFF' else None
+    if why_8_bits in ('', _NOT_SRGB):
       # Pillow's own 8 bits, and the right ones for separate colour planes, whose
       # 16-bit samples its raw decoder reads as 8-bit ones.
       _decode_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
     image.load()
-    if file_format == 'PNG':
-      why_8_bits = _why_8_bits(image, data)  # A PNG's profile may come after its pixels.
+    if file_format != 'TIFF':
+      why_8_bits = _why_8_bits(image, data)
     orientation = image.getexif().get(0x0112, 1)
     image = ImageOps.exif_transpose(image)
     if keep_gray and image.mode in _GRAY_MODES:

@@ -504,23 +504,25 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
     return json.load(f)
 
 
+def _to_stderr(lines: List[str], more: str) -> None:
+  """The first 20 of `lines` on stderr, then how many more the report holds."""
+  for line in lines[:20]:
+    print(f'colorizer colorize: {line}', file=sys.stderr)
+  if len(lines) > 20:
+    print(f'colorizer colorize: ... {len(lines) - 20} more {more}', file=sys.stderr)
+
+
 def print_summary(report: dict, out: str, seconds: float) -> None:
   """The first rejects and 16-bit files read at 8 bits on stderr, then the summary line
   that ends the run."""
   rejected = sum(report['rejected'].values())
   reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
   eight_bits = report['read_at_8_bits']
-  for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
-    print(f'colorizer colorize: {entry["source"]}: {entry["reason"]}: '
-          f'{entry.get("detail", "")}', file=sys.stderr)
-  if rejected > 20:
-    print(f'colorizer colorize: ... {rejected - 20} more in the report', file=sys.stderr)
-  for entry in [f for f in report['files'] if 'read_at_8_bits' in f][:20]:
-    print(f'colorizer colorize: {entry["source"]}: read at 8 bits: {entry["read_at_8_bits"]}',
-          file=sys.stderr)
-  if eight_bits > 20:
-    print(f'colorizer colorize: ... {eight_bits - 20} more read at 8 bits in the report',
-          file=sys.stderr)
+  _to_stderr([f'{f["source"]}: {f["reason"]}: {f.get("detail", "")}'
+              for f in report['files'] if f['status'] == 'rejected'], 'in the report')
+  _to_stderr([f'{f["source"]}: read at 8 bits: {f["read_at_8_bits"]}'
+              for f in report['files'] if 'read_at_8_bits' in f],
+             'read at 8 bits in the report')
   print(f'Colourized {report["written"]} of {report["total"]} files into {out} in '
         f'{seconds:.0f} s: {report["skipped"]} skipped (already done), {rejected} rejected'
         f'{f" ({reasons})" if reasons else ""}'
