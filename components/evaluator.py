@@ -11,7 +11,6 @@ without a baseline).
 The blessing records the served version it was gated against (`baseline_model`, its
 path), so the Pusher can refuse a blessing that a newer push has made stale.
 """
-import os
 from typing import Any, Dict, List
 
 from tfx import types
@@ -42,9 +41,19 @@ class ServedModelEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   }
 
 
+def staging_dir(evaluation: types.Artifact) -> str:
+  """Where the served model is copied, laid out as a Model artifact: beside this
+  evaluation's own output, so under the pipeline root, which Beam's workers can read on
+  Dataflow too. The executor's tmp dir would not do: under TFX's Kubeflow entry point it
+  is beside the output file, which is on the pod's own disk on KFP
+  (/tmp/kfp_outputs, launcher_v2.go) and on the pod's Cloud Storage FUSE mount on
+  Vertex AI; Dataflow's workers see neither."""
+  return f'{evaluation.uri.rstrip("/")}-served-model'
+
+
 class Executor(evaluator_executor.Executor):
-  """Evaluates the candidate against the served model (a copy in this run's tmp dir,
-  laid out as a Model artifact), then records which version that was."""
+  """Evaluates the candidate against the served model (a copy beside the evaluation,
+  removed afterwards), then records which version that was."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
@@ -52,7 +61,8 @@ class Executor(evaluator_executor.Executor):
     inputs = dict(input_dict)
     staged = None
     if served:
-      staged = os.path.join(self._get_tmp_dir(), 'served_model')
+      staged = staging_dir(artifact_utils.get_single_instance(
+          output_dict[standard_component_specs.EVALUATION_KEY]))
       io_utils.copy_dir(served, path_utils.serving_model_path(staged))
       baseline = standard_artifacts.Model()
       baseline.uri = staged

@@ -281,16 +281,32 @@ def _compile_flags(fv: flags.FlagValues) -> None:
                       '<pipeline-root>/serving_model).', flag_values=fv)
   flags.DEFINE_string('image', configs.PIPELINE_IMAGE, 'The image built from '
                       'kubeflow/Dockerfile that every step runs in.', flag_values=fv)
-  flags.DEFINE_string('gpu-type', None, 'The Trainer\'s GPU: on Vertex AI an accelerator '
-                      'type (NVIDIA_TESLA_T4, NVIDIA_L4, ...); on Kubeflow Pipelines the '
-                      'Kubernetes resource (nvidia.com/gpu). None: train on CPU.',
-                      flag_values=fv)
+  flags.DEFINE_string('gpu-type', None, 'The Trainer\'s GPU model, as Vertex AI names it: '
+                      f'{", ".join(configs.GPU_TYPES)}. The .json asks Vertex AI for it; the '
+                      f'.yaml asks Kubernetes for {configs.KUBERNETES_GPU_RESOURCE} on nodes '
+                      'that --gpu-node-selector picks. None: train on CPU.', flag_values=fv)
   flags.DEFINE_integer('gpu-count', configs.TRAINER_GPU_COUNT, 'GPUs for the Trainer.',
                        flag_values=fv)
+  flags.DEFINE_string('gpu-node-selector', None, 'Kubeflow Pipelines (.yaml): the node '
+                      'label KEY=VALUE of nodes with that GPU (default: GKE\'s, '
+                      f'{configs.GKE_ACCELERATOR_LABEL}=nvidia-tesla-t4 for NVIDIA_TESLA_T4), '
+                      'or none.', flag_values=fv)
   flags.DEFINE_float('trainer-cpu', configs.TRAINER_CPU_LIMIT, 'vCPUs for the Trainer.',
                      flag_values=fv)
   flags.DEFINE_float('trainer-memory-gb', configs.TRAINER_MEMORY_LIMIT_GB, 'Memory (GB) '
                      'for the Trainer.', flag_values=fv)
+  flags.DEFINE_float('ingest-cpu', None, 'vCPUs for ingestion, and its Beam workers with '
+                     f'the DirectRunner (default {configs.INGEST_RESOURCES[0]}; with '
+                     f'Dataflow {configs.DATAFLOW_LAUNCHER_RESOURCES[0]}).', flag_values=fv)
+  flags.DEFINE_float('ingest-memory-gb', None, 'Memory (GB) for ingestion (default '
+                     f'{configs.INGEST_RESOURCES[1]}; with Dataflow '
+                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[1]}).', flag_values=fv)
+  flags.DEFINE_float('evaluator-cpu', None, 'vCPUs for the Evaluator, and its Beam workers '
+                     f'(default {configs.EVALUATOR_RESOURCES[0]}; with Dataflow '
+                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[0]}).', flag_values=fv)
+  flags.DEFINE_float('evaluator-memory-gb', None, 'Memory (GB) for the Evaluator (default '
+                     f'{configs.EVALUATOR_RESOURCES[1]}; with Dataflow '
+                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[1]}).', flag_values=fv)
   flags.DEFINE_string('beam-runner', 'DirectRunner', 'Beam runner of the ingestion and '
                       'Evaluator steps: DirectRunner (inside the step\'s container) or '
                       'DataflowRunner.', flag_values=fv)
@@ -307,13 +323,16 @@ def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
   if '://' not in root:
     raise flags.Error(f'--pipeline-root {root!r}: every step runs on another machine; '
                       'give a gs:// folder')
+  runner = fv['beam-runner'].value
   job = kubeflow_runner.compile_pipeline(
       fv.output, root, fv.data, serving_dir=fv['serving-dir'].value, image=fv.image,
-      resources=kubeflow_runner.trainer_resources(
-          fv['gpu-type'].value, fv['gpu-count'].value, fv['trainer-cpu'].value,
-          fv['trainer-memory-gb'].value),
+      resources=kubeflow_runner.step_resources(runner, **{
+          f'{step}_{unit.replace("-", "_")}': fv[f'{step}-{unit}'].value
+          for step in ('trainer', 'ingest', 'evaluator') for unit in ('cpu', 'memory-gb')}),
+      gpu_spec=kubeflow_runner.gpu(fv['gpu-type'].value, fv['gpu-count'].value,
+                                   fv['gpu-node-selector'].value),
       beam_pipeline_args=kubeflow_runner.beam_args(
-          fv['beam-runner'].value, fv.project, fv.region, fv['temp-location'].value,
+          runner, fv.project, fv.region, fv['temp-location'].value,
           image=fv.image, extra=fv['beam-arg'].value),
       **_pipeline_options(fv))
   steps = ', '.join(sorted(job['pipelineSpec']['root']['dag']['tasks']))

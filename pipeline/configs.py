@@ -31,6 +31,22 @@ SERVE_BATCH_TIMEOUT_MS = 20  # how long a batch waits for the clients just answe
 # Kubeflow Pipelines / Vertex AI (`colorizer compile`)
 PIPELINE_IMAGE = 'colorizer:latest'  # built from kubeflow/Dockerfile; --image names yours
 IMAGE_PROJECT_DIR = '/colorizer'     # where kubeflow/Dockerfile puts this project
-TRAINER_CPU_LIMIT = 8.0              # the Trainer's node; the other steps ask for nothing
+# What each step asks for: (vCPUs, memory in GB). Beam inside a step runs one worker per
+# vCPU, and each ingestion or Evaluator worker holds TensorFlow and Inception-ResNet-v2
+# (about 2 GB, docs/performance.md). With Dataflow a Beam step only launches the job.
+TRAINER_CPU_LIMIT = 8.0
 TRAINER_MEMORY_LIMIT_GB = 30.0
+INGEST_RESOURCES = (4, 16)
+EVALUATOR_RESOURCES = (2, 12)
+PUSHER_RESOURCES = (1, 4)
+DATAFLOW_LAUNCHER_RESOURCES = (1, 4)
 TRAINER_GPU_COUNT = 1                # with --gpu-type
+# --gpu-type takes Vertex AI's accelerator names (google.cloud.aiplatform_v1
+# AcceleratorType). On open-source KFP the Trainer asks Kubernetes for the
+# NVIDIA device plugin's resource, and a node selector picks the model: GKE labels
+# its GPU nodes cloud.google.com/gke-accelerator=<the name in lower case, '-' for '_'>.
+GPU_TYPES = ('NVIDIA_TESLA_T4', 'NVIDIA_L4', 'NVIDIA_TESLA_V100', 'NVIDIA_TESLA_P100',
+             'NVIDIA_TESLA_P4', 'NVIDIA_TESLA_A100', 'NVIDIA_A100_80GB', 'NVIDIA_H100_80GB',
+             'NVIDIA_H100_MEGA_80GB', 'NVIDIA_H200_141GB', 'NVIDIA_B200')
+KUBERNETES_GPU_RESOURCE = 'nvidia.com/gpu'
+GKE_ACCELERATOR_LABEL = 'cloud.google.com/gke-accelerator'

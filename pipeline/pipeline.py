@@ -12,7 +12,6 @@ file's fate is in ingestion's own report, so TFDV would check nothing new.
 """
 from typing import Dict, List, Optional
 
-from kfp.pipeline_spec import pipeline_spec_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.types import channel
@@ -75,14 +74,9 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
-    trainer_resources: Optional[
-        pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec] = None,
 ) -> tfx.dsl.Pipeline:
-  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN}).
-
-  `trainer_resources` (Kubeflow / Vertex AI only) are the Trainer's CPU, memory and
-  GPUs; the other steps ask for none.
-  """
+  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN}). What
+  each step asks of a cluster is added where it is compiled (kubeflow_runner)."""
   input_base, pattern = example_gen.input_base_and_pattern(data)
   ingest = example_gen.PhotoExampleGen(
       input_base=input_base, pattern=pattern, eval_percent=eval_percent,
@@ -95,8 +89,6 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(num_steps=train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
       custom_config={**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights})
-  if trainer_resources is not None:
-    trainer.with_platform_config(trainer_resources)
 
   evaluator = served_model_evaluator.ServedModelEvaluator(
       examples=ingest.outputs['examples'],

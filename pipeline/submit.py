@@ -70,8 +70,8 @@ def _pipeline_root(package: str) -> str:
   (minio://mlpipeline/v2/artifacts, backend/src/apiserver/config), which tf.io.gfile
   cannot write, so every run and schedule passes it explicitly."""
   import yaml  # pylint: disable=import-outside-toplevel
-  with open(package) as f:
-    root = (yaml.safe_load(f) or {}).get('defaultPipelineRoot')
+  with open(package) as f:  # The PipelineSpec, then the platform spec if any.
+    root = (next(yaml.safe_load_all(f), None) or {}).get('defaultPipelineRoot')
   if not root:
     raise ValueError(f'--package {package!r} names no defaultPipelineRoot: compile it with '
                      '`colorizer compile --pipeline-root gs://...`')

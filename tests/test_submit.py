@@ -6,6 +6,8 @@ import os
 
 import pytest
 import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 from google.auth import credentials as auth_credentials
 
 from conftest import CLUSTER
@@ -23,7 +25,16 @@ def api(monkeypatch, tmp_path):
 
 
 def spec_of(package):
-  return yaml.safe_load(open(package))
+  """What kfp.Client sends of a package: the PipelineSpec, or, with a platform spec (the
+  GPU's node selector), both, each through its proto (kfp/client/client.py
+  `_safe_load_yaml`, `_PipelineDoc.to_dict`)."""
+  pipeline_spec, *platform = yaml.safe_load_all(open(package))
+  pipeline_spec = json_format.MessageToDict(
+      json_format.ParseDict(pipeline_spec, pipeline_spec_pb2.PipelineSpec()))
+  if not platform:
+    return pipeline_spec
+  return {'pipeline_spec': pipeline_spec, 'platform_spec': json_format.MessageToDict(
+      json_format.ParseDict(platform[0], pipeline_spec_pb2.PlatformSpec()))}
 
 
 def test_submit_a_run_to_kubeflow_pipelines(api, compiled, capsys):
@@ -35,6 +46,10 @@ def test_submit_a_run_to_kubeflow_pipelines(api, compiled, capsys):
   assert run['body']['display_name'] == 'first run'
   assert run['body']['experiment_id'] == 'experiment-1'
   assert run['body']['pipeline_spec'] == spec_of(compiled['.yaml'])
+  executors = run['body']['pipeline_spec']['platform_spec']['platforms']['kubernetes'][
+      'deploymentSpec']['executors']
+  assert executors['Trainer_executor']['nodeSelector']['labels'] == {
+      'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}
   # KFP's backend ignores the spec's defaultPipelineRoot; only the run's own root counts.
   assert run['body']['runtime_config']['pipeline_root'] == CLUSTER['pipeline_root']
   assert 'Submitted run run-1' in capsys.readouterr().out
