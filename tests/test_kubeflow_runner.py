@@ -48,23 +48,77 @@ def test_every_component_is_present_and_no_resolver(spec):
     assert set(executor) == {'container'}, label  # No resolver, importer or custom job.
 
 
-def test_the_trainer_and_only_the_trainer_asks_for_gpus(spec):
-  steps = containers(spec)
-  assert set(steps) == {'PhotoExampleGen', 'Trainer', 'Evaluator', 'AtomicPusher'}
-  trainer = steps.pop('Trainer')['resources']
-  assert trainer['accelerator'] == {'type': CLUSTER['gpu_type'],
-                                    'count': str(CLUSTER['gpu_count'])}
-  assert trainer['cpuLimit'] == 8 and trainer['memoryLimit'] == 30
-  for name, container in steps.items():
-    assert 'resources' not in container, name
-
-
-def test_every_step_runs_in_the_given_image(spec):
+def test_every_step_runs_our_entry_point_in_the_given_image(spec):
+  from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
   for name, container in containers(spec).items():
     assert container['image'] == CLUSTER['image'], name
+    assert container['command'] == kubeflow_runner.ENTRYPOINT, name
   # The ingestion's span-resolving driver (TFX's FileBasedExampleGen driver) too.
   ingestion = containers(spec)['PhotoExampleGen']
   assert ingestion['lifecycle']['preCacheCheck']['command'][-1].endswith('driver')
+
+
+def test_each_backend_is_asked_for_the_gpu_in_its_own_words(compiled):
+  """Vertex AI takes its accelerator name. KFP makes the accelerator type a Kubernetes
+  resource name (driver.go initPodSpecPatch), so the .yaml asks for the device
+  plugin's nvidia.com/gpu, on nodes with that model; and only the Trainer does."""
+  from google.cloud.aiplatform_v1.types import accelerator_type  # pylint: disable=import-outside-toplevel
+  vertex = containers(load(compiled['.json']))
+  assert vertex['Trainer']['resources']['accelerator'] == {
+      'type': CLUSTER['gpu_type'], 'count': str(CLUSTER['gpu_count'])}
+  assert CLUSTER['gpu_type'] in accelerator_type.AcceleratorType.__members__
+  kfp = containers(load(compiled['.yaml']))
+  assert kfp['Trainer']['resources']['accelerator'] == {
+      'type': 'nvidia.com/gpu', 'count': str(CLUSTER['gpu_count'])}
+  selector = kfp_backend.node_selector(kfp_backend.load_platform_spec(compiled['.yaml']),
+                                       'Trainer_executor')
+  assert selector == {'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}
+  trainer = kfp_backend.pod_resources(kfp['Trainer'])
+  assert kfp_backend.unschedulable(trainer, selector) is None
+  cpu_nodes_only = kfp_backend.NODE_POOLS[:1]
+  assert 'Insufficient nvidia.com/gpu' in kfp_backend.unschedulable(
+      trainer, {}, cpu_nodes_only)
+  for steps in (vertex, kfp):
+    for name, container in steps.items():
+      if name != 'Trainer':
+        assert 'accelerator' not in container['resources'], name
+
+
+def test_every_step_asks_for_cpu_and_memory_and_beam_runs_that_many_workers(spec, tmp_path):
+  """With Dataflow (the `compiled` fixture) the Beam steps only launch the job; with
+  the DirectRunner, Beam runs in the step's pod, one worker per vCPU it asked for."""
+  from pipeline import configs  # pylint: disable=import-outside-toplevel
+  steps = containers(spec)
+  assert steps['Trainer']['resources']['cpuLimit'] == 8
+  assert steps['Trainer']['resources']['memoryLimit'] == 30
+  for name in ('PhotoExampleGen', 'Evaluator'):
+    resources = steps[name]['resources']
+    assert ((resources['cpuLimit'], resources['memoryLimit'])
+            == configs.DATAFLOW_LAUNCHER_RESOURCES), name
+
+  local = containers(load(compile_for_test(tmp_path / 'direct.yaml', 'gs://b/root',
+                                           tmp_path / 'photos', beam_extra=())))
+  for name, container in local.items():
+    resources = container['resources']
+    assert resources['cpuLimit'] > 0 and resources['memoryLimit'] > 0, name
+    assert kfp_backend.unschedulable(kfp_backend.pod_resources(container), {}) is None, name
+  for name in ('PhotoExampleGen', 'Evaluator'):
+    args = local[name]['args']
+    workers = [arg for arg in args if arg.startswith('--direct_num_workers=')]
+    assert workers[-1] == f'--direct_num_workers={int(local[name]["resources"]["cpuLimit"])}'
+    assert not kfp_backend._beam_sized_by_the_node(args)  # pylint: disable=protected-access
+
+
+def test_kfp_never_serves_ingestion_from_its_cache(compiled):
+  """KFP runs no driver before its cache check, so ingestion's cache key is the same
+  every run: the .yaml turns its cache off. Vertex AI resolves the span first."""
+  kfp = load(compiled['.yaml'])['root']['dag']['tasks']
+  assert not kfp['PhotoExampleGen'].get('cachingOptions', {}).get('enableCache')
+  for name in EXPECTED_TASKS - {'PhotoExampleGen'}:
+    assert kfp[name]['cachingOptions'] == {'enableCache': True}, name
+  vertex = load(compiled['.json'])['root']['dag']['tasks']
+  for name in EXPECTED_TASKS:
+    assert vertex[name]['cachingOptions'] == {'enableCache': True}, name
 
 
 def test_beam_steps_run_on_dataflow_in_the_pipelines_image(spec):
@@ -112,10 +166,13 @@ def test_ingestion_takes_the_newest_span_and_the_staged_weights(spec):
 
 
 def test_both_formats_carry_the_pipeline_root(compiled):
-  assert yaml.safe_load(open(compiled['.yaml']))['defaultPipelineRoot'] == CLUSTER['pipeline_root']
+  assert load(compiled['.yaml'])['defaultPipelineRoot'] == CLUSTER['pipeline_root']
   job = json.load(open(compiled['.json']))
   assert job['runtimeConfig']['gcsOutputDirectory'] == CLUSTER['pipeline_root']
-  assert load(compiled['.yaml'])['root'] == job['pipelineSpec']['root']
+  kfp_root, vertex_root = load(compiled['.yaml'])['root'], job['pipelineSpec']['root']
+  for root in (kfp_root, vertex_root):  # The one difference: test_kfp_never_serves_...
+    del root['dag']['tasks']['PhotoExampleGen']['cachingOptions']
+  assert kfp_root == vertex_root
 
 
 @pytest.mark.parametrize('args, message', [
@@ -125,6 +182,11 @@ def test_both_formats_carry_the_pipeline_root(compiled):
      'DataflowRunner needs --region, --temp-location'),
     (['--output', 'p.yaml', '--gpu-type', 'NVIDIA_L4', '--gpu-count', '0'],
      '--gpu-count must be at least 1'),
+    (['--output', 'p.yaml', '--gpu-type', 'nvidia.com/gpu'],
+     'name the GPU model as Vertex AI does'),
+    (['--output', 'p.json', '--gpu-type', 'NVIDIA_TESLA_T5'], 'NVIDIA_TESLA_T4, NVIDIA_L4'),
+    (['--output', 'p.yaml', '--gpu-type', 'NVIDIA_L4', '--gpu-node-selector', 'pool'],
+     'give KEY=VALUE, or none'),
 ])
 def test_compile_usage_errors(args, message, tmp_path, capsys, monkeypatch):
   from pipeline import cli  # pylint: disable=import-outside-toplevel
@@ -161,12 +223,15 @@ def write_span(photos, span, count):
   return folder
 
 
-def compile_for_test(path, root, photos, **gates):
+def compile_for_test(path, root, photos, beam_extra=None, **gates):
+  """The pipeline compiled with the DirectRunner (by default in memory, one worker, as
+  the tests run Beam) and the stand-in backends' gates."""
   from conftest import IN_MEMORY_BEAM  # pylint: disable=import-outside-toplevel
   from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
   kubeflow_runner.compile_pipeline(
       str(path), str(root), str(photos / 'span-{SPAN}'), image=CLUSTER['image'],
-      beam_pipeline_args=kubeflow_runner.beam_args(extra=IN_MEMORY_BEAM),
+      beam_pipeline_args=kubeflow_runner.beam_args(
+          extra=IN_MEMORY_BEAM if beam_extra is None else beam_extra),
       **BACKEND_RUN, **gates)
   return str(path)
 
@@ -179,19 +244,18 @@ def validation_failures(evaluation_uri):
 
 
 def run_twice(backend, suffix, image, folder):
-  """The first run on span 1, then a run on span 2 with the strict regression gate."""
-  photos, root, work = folder / 'photos', folder / 'root', folder / 'work'
-  work.mkdir(parents=True)
+  """The first run on span 1, then a run on span 2 with the strict regression gate, on
+  one cluster (its MLMD and its cache carry over, as between a schedule's runs)."""
+  photos, root = folder / 'photos', folder / 'root'
+  cluster = kfp_backend.Cluster(str(folder / 'cluster'), image, backend)
   write_span(photos, 1, 6)
-  first = kfp_backend.run_pipeline(
-      compile_for_test(folder / f'first{suffix}', root, photos), str(root), image, backend,
-      str(work))
+  first = cluster.run(compile_for_test(folder / f'first{suffix}', root, photos), str(root))
   served = pusher.served_model(str(root / 'serving_model'))
   write_span(photos, 2, 4)
   (photos / 'span-2' / 'broken.jpg').write_bytes(b'\xff\xd8 not a photo')
-  second = kfp_backend.run_pipeline(
+  second = cluster.run(
       compile_for_test(folder / f'second{suffix}', root, photos, max_regression=-1.0),
-      str(root), image, backend, str(work))
+      str(root))
   return {'first': first, 'served_after_first': served, 'second': second,
           'serving_dir': str(root / 'serving_model')}
 
@@ -215,6 +279,13 @@ def backend_runs(image, tmp_path_factory):
   return {backend: future.result() for backend, future in futures.items()}
 
 
+def model_locations(run):
+  """Where the Evaluator's TFMA loaded each model from (its eval_config.json)."""
+  evaluation = run.outputs['Evaluator']['evaluation']['artifacts'][0]['uri']
+  with open(os.path.join(evaluation, 'eval_config.json')) as f:
+    return json.load(f)['modelLocations']
+
+
 @pytest.mark.parametrize('backend', [kfp_backend.KFP, kfp_backend.VERTEX])
 def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(backend, backend_runs):
   result = backend_runs[backend]
@@ -231,6 +302,7 @@ def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(backend, 
   served = result['served_after_first']
   assert serving.numbered_versions(result['serving_dir']) == [int(os.path.basename(served))]
 
+  # The newer span is ingested, not served from the cache, and everything after it runs.
   assert second.states == {**dict.fromkeys(EXPECTED_TASKS, 'SUCCEEDED'),
                            'AtomicPusher': 'SKIPPED'}
   examples = second.outputs['PhotoExampleGen']['examples']['artifacts'][0]
@@ -245,15 +317,36 @@ def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(backend, 
   assert validation_failures(evaluation) == {('ab_mse', True)}
   assert pusher.served_model(result['serving_dir']) == served
 
+  # TFMA loaded the served model from under the pipeline root, where Dataflow's workers
+  # can read it (not the pod's disk, nor its FUSE mount), and the copy is gone.
+  locations = model_locations(second)
+  assert set(locations) == {'candidate', 'baseline'}
+  for location in locations.values():
+    assert location.startswith(second.pipeline_root + '/'), location
+  assert not os.path.exists(locations['baseline'])
+
+
+def test_kfp_hands_tfx_untyped_inputs_that_the_entry_point_types(backend_runs):
+  """What KFP's driver gave the Trainer: its input as read back from MLMD."""
+  result = backend_runs[kfp_backend.KFP]
+  if isinstance(result, Exception):
+    raise result
+  given = result['second'].executor_inputs['Trainer']
+  (examples,) = given['inputs']['artifacts']['examples']['artifacts']
+  assert examples['type'] == {'instanceSchema': ''} and examples['name'].isdigit()
+  assert set(given['outputs']['artifacts']) == {'model', 'model_run', kfp_backend.EXECUTOR_LOGS}
+  assert given['outputs']['outputFile'] == kfp_backend.KFP_OUTPUT_FILE
+
 
 def test_kfp_refuses_what_its_backend_does_not_run(image, tmp_path):
   """The stand-in's KFP rules, each against a spec that breaks one of them."""
   spec = load(compile_for_test(tmp_path / 'p.yaml', tmp_path / 'root', tmp_path / 'photos'))
 
+  cluster = kfp_backend.Cluster(str(tmp_path / 'cluster'), image, kfp_backend.KFP)
+
   def fails(changed, message):
     with pytest.raises(kfp_backend.BackendError, match=message):
-      kfp_backend.Run(changed, str(tmp_path / 'root'), image, kfp_backend.KFP,
-                      str(tmp_path)).execute()
+      kfp_backend.Run(cluster, changed, {}, str(tmp_path / 'root')).execute()
 
   with_resolver = json.loads(json.dumps(spec))
   with_resolver['deploymentSpec']['executors']['r_executor'] = {'resolver': {}}
@@ -271,3 +364,67 @@ def test_kfp_refuses_what_its_backend_does_not_run(image, tmp_path):
   assert kfp_backend._condition_holds(  # pylint: disable=protected-access
       "(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)",
       executor_input)
+
+
+@pytest.mark.fast
+def test_the_stand_in_converts_metadata_as_kfps_launcher_and_driver_do(tmp_path):
+  """converter.go: a string stays, numbers and bools come back as numbers, lists and
+  structs come back wrapped; the launcher adds display_name and store_session_info;
+  the driver hands the artifact on untyped, named by its MLMD id."""
+  store = kfp_backend.Metadata(str(tmp_path / 'mlmd.sqlite'))
+  written = {'uri': 'gs://b/x', 'metadata': {
+      'text': 'a', 'count': 3, 'ratio': 0.5, 'flag': True, 'names': ['x'], 'nested': {'k': 1}}}
+  artifact_id = store.record_artifact('blessing', 'title: tfx.ModelBlessing\ntype: object\n',
+                                      written, '{"Provider":"gs"}')
+  (artifact,) = store.store.get_artifacts_by_id([artifact_id])
+  assert store.store.get_artifact_types_by_id([artifact.type_id])[0].name == 'tfx.ModelBlessing'
+  read = kfp_backend.to_runtime_artifact(artifact, {'instanceSchema': ''}, str(artifact.id))
+  assert read == {'name': str(artifact_id), 'type': {'instanceSchema': ''}, 'uri': 'gs://b/x',
+                  'metadata': {'text': 'a', 'count': 3.0, 'ratio': 0.5, 'flag': 1.0,
+                               'names': {'list': ['x']}, 'nested': {'struct': {'k': 1.0}},
+                               'display_name': 'blessing',
+                               'store_session_info': '{"Provider":"gs"}'}}
+  with pytest.raises(kfp_backend.BackendError, match='No title specified'):
+    store.record_artifact('x', '', written, None)
+
+
+@pytest.mark.fast
+def test_the_stand_ins_cache_key_holds_what_kfps_does():
+  """cache.go GenerateCacheKey: parameters, input artifact names, output specs without
+  their URIs, the command and args as compiled, the image."""
+  base = {'inputs': {'parameterValues': {'input_base': 'gs://b/photos'},
+                     'artifacts': {'examples': {'artifacts': [{'name': '7', 'uri': 'gs://a'}]}}},
+          'outputs': {'artifacts': {'model': {'artifacts': [
+              {'type': {'instanceSchema': 'title: tfx.Model'}, 'uri': 'gs://r/1/model'}]}}}}
+
+  def key(executor_input, args=('--x', '{{$}}'), image='i:1'):
+    return kfp_backend.fingerprint(kfp_backend.cache_key(executor_input, {}, list(args), image))
+
+  def changed(path, value):
+    copy = json.loads(json.dumps(base))
+    target = copy
+    for part in path[:-1]:
+      target = target[part]
+    target[path[-1]] = value
+    return copy
+
+  same = key(base)
+  assert key(changed(('outputs', 'artifacts', 'model', 'artifacts'),
+                     [{'type': {'instanceSchema': 'title: tfx.Model'},
+                       'uri': 'gs://r/2/model'}])) == same
+  assert key(changed(('inputs', 'artifacts', 'examples', 'artifacts'),
+                     [{'name': '7', 'uri': 'gs://elsewhere'}])) == same
+  for different in (
+      key(changed(('inputs', 'parameterValues', 'input_base'), 'gs://b/other')),
+      key(changed(('inputs', 'artifacts', 'examples', 'artifacts'), [{'name': '8'}])),
+      key(base, args=('--y', '{{$}}')), key(base, image='i:2')):
+    assert different != same
+
+
+@pytest.mark.fast
+def test_every_gpu_name_is_vertex_ais_and_the_scheduler_refuses_it_as_a_resource():
+  from google.cloud.aiplatform_v1.types import accelerator_type  # pylint: disable=import-outside-toplevel
+  from pipeline import configs  # pylint: disable=import-outside-toplevel
+  assert set(configs.GPU_TYPES) <= set(accelerator_type.AcceleratorType.__members__)
+  assert 'Insufficient NVIDIA_TESLA_T4' in kfp_backend.unschedulable(
+      {'cpu': 8, 'memory': 30, 'NVIDIA_TESLA_T4': 1}, {})
