@@ -4,14 +4,15 @@ The baseline of the "no worse than before" gate is the newest complete version i
 serving directory, found by this executor when it runs, instead of by a Resolver over
 MLMD: open-source Kubeflow Pipelines runs no resolver (kubeflow/pipelines
 backend/src/v2/compiler/argocompiler/dag.go: "resolver executors not implemented"), and
-the served model is what a candidate has to beat anyway. With nothing served yet the
+the served model is what a candidate has to beat anyway. With nothing served yet, the
+baseline is the model a fine-tuning run starts from (`base_model`), if any; else the
 candidate is gated against the gray baseline only (TFMA ignores change thresholds
 without a baseline).
 
 The blessing records the served version it was gated against (`baseline_model`, its
 path), so the Pusher can refuse a blessing that a newer push has made stale.
 """
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tfx import types
 from tfx import v1 as tfx
@@ -30,14 +31,17 @@ from tfx.utils import path_utils
 import tensorflow_model_analysis as tfma
 
 from components import pusher
+from model import serving
 
 SERVING_DIR_KEY = 'serving_dir'
+BASE_MODEL_KEY = 'base_model'
 
 
 class ServedModelEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {
       **standard_component_specs.EvaluatorSpec.PARAMETERS,
       SERVING_DIR_KEY: component_spec.ExecutionParameter(type=str),
+      BASE_MODEL_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
 
 
@@ -51,13 +55,23 @@ def staging_dir(evaluation: types.Artifact) -> str:
   return f'{evaluation.uri.rstrip("/")}-served-model'
 
 
+def baseline_model(serving_dir: str, base_model: Optional[str]) -> Optional[str]:
+  """What the candidate must not fall behind: the served model, else the base model of
+  a fine-tuning run (a SavedModel, or a serving folder's newest version), else None."""
+  served = serving.served_model(serving_dir)
+  if served or not base_model:
+    return served
+  return serving.latest_version(base_model)
+
+
 class Executor(evaluator_executor.Executor):
   """Evaluates the candidate against the served model (a copy beside the evaluation,
   removed afterwards), then records which version that was."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
-    served = pusher.served_model(exec_properties[SERVING_DIR_KEY])
+    served = baseline_model(exec_properties[SERVING_DIR_KEY],
+                            exec_properties.get(BASE_MODEL_KEY))
     inputs = dict(input_dict)
     staged = None
     if served:
@@ -84,15 +98,17 @@ class Executor(evaluator_executor.Executor):
 
 
 class ServedModelEvaluator(tfx.components.Evaluator):
-  """`tfx.components.Evaluator` whose baseline is the newest model in `serving_dir`."""
+  """`tfx.components.Evaluator` whose baseline is the newest model in `serving_dir`
+  (else `base_model`, the model a fine-tuning run starts from)."""
 
   SPEC_CLASS = ServedModelEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
-               eval_config: tfma.EvalConfig, serving_dir: str):
+               eval_config: tfma.EvalConfig, serving_dir: str, base_model: str = ''):
     spec = ServedModelEvaluatorSpec(
         examples=examples, model=model, eval_config=eval_config, serving_dir=serving_dir,
+        base_model=base_model or None,
         example_splits='null',
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing))

@@ -43,15 +43,6 @@ def is_complete(version_dir: str) -> bool:
           and fileio.exists(os.path.join(version_dir, PUSHED_FROM)))
 
 
-def served_model(serving_dir: str) -> Optional[str]:
-  """The newest version in `serving_dir` that a model server can load, or None."""
-  for version in reversed(serving.numbered_versions(serving_dir)):
-    path = os.path.join(serving_dir, str(version))
-    if fileio.exists(os.path.join(path, 'saved_model.pb')):
-      return path
-  return None
-
-
 def _pushed_from(version_dir: str) -> str:
   path = os.path.join(version_dir, PUSHED_FROM)
   return fileio.open(path).read().strip() if fileio.exists(path) else ''
@@ -102,7 +93,7 @@ def _gated_against_another_model(input_dict: Dict[str, List[types.Artifact]],
   blessing = artifact_utils.get_single_instance(
       input_dict[standard_component_specs.MODEL_BLESSING_KEY])
   gated_against = blessing.get_string_custom_property(BASELINE_KEY) or None
-  served = served_model(serving_dir)
+  served = serving.served_model(serving_dir)
   if served in (gated_against, None) or _pushed_from(served) == model_path:
     return False
   logging.warning('Not pushing %s: it was gated against %s, but %s is served now; run the '

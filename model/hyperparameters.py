@@ -15,6 +15,15 @@ EPOCHS = 'epochs'
 EMBEDDING_WEIGHTS = 'embedding_weights'
 SHUFFLE_BUFFER = 'shuffle_buffer'
 SEED = 'seed'
+# Warm start (model.trainer.warm_start_base): from the newest complete version in
+# SERVING_DIR, else from BASE_MODEL (a SavedModel or a serving folder); '' for neither.
+SERVING_DIR = 'serving_dir'
+BASE_MODEL = 'base_model'
+# A warm-started run's own recipe: peak rate, steps (0: the run's train steps) and the
+# share of them spent warming the rate up from 0.
+WARM_LEARNING_RATE = 'warm_learning_rate'
+WARM_STEPS = 'warm_steps'
+WARM_WARMUP = 'warm_warmup'
 
 # Learning-rate schedules (model.trainer.learning_rate)
 CONSTANT = 'constant'  # the peak rate throughout
@@ -40,10 +49,16 @@ DEFAULTS: Dict[str, Any] = {
     EMBEDDING_WEIGHTS: IMAGENET,
     SHUFFLE_BUFFER: 256,
     SEED: 0,                  # of weights, shuffling and flips: a rerun trains alike
+    SERVING_DIR: '',
+    BASE_MODEL: '',
+    WARM_LEARNING_RATE: 3e-4,  # docs/training.md, "Warm starts": chosen by measurement
+    WARM_STEPS: 0,
+    WARM_WARMUP: 0.1,
 }
 
 _TYPES = {BATCH_SIZE: int, LEARNING_RATE: float, LR_SCHEDULE: str, LOSS: str, EPOCHS: int,
-          EMBEDDING_WEIGHTS: str, SHUFFLE_BUFFER: int, SEED: int}
+          EMBEDDING_WEIGHTS: str, SHUFFLE_BUFFER: int, SEED: int, SERVING_DIR: str,
+          BASE_MODEL: str, WARM_LEARNING_RATE: float, WARM_STEPS: int, WARM_WARMUP: float}
 _ALLOWED = {LR_SCHEDULE: LR_SCHEDULES, LOSS: LOSSES}
 
 

@@ -29,7 +29,7 @@ The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
 """
 import os
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -41,6 +41,8 @@ from model import records
 from model import scaling
 
 WEIGHTS_FINGERPRINT_FILE = os.path.join('assets.extra', 'embedding_weights')
+# The model a warm-started Trainer began from (its path), beside it.
+WARM_STARTED_FROM_FILE = os.path.join('assets.extra', 'warm_started_from')
 INPUT_KEY = 'image_bytes'
 OUTPUT_KEY = 'colorized_bytes'
 
@@ -145,9 +147,10 @@ class _Colorize(tf.Module):
     return {'lab': records.quantized_lab(tf.io.parse_example(examples, stored))}
 
 
-def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str) -> None:
+def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str,
+           warm_started_from: Optional[str] = None) -> None:
   """Saves the colorizer, in float32 whatever it trained in, with the embedding network
-  of `weights` inside and the signatures above."""
+  of `weights` inside and the signatures above (and the model it started from)."""
   exported = network.build_colorizer()
   exported.set_weights(colorizer.get_weights())
   module = _Colorize(exported, embedding.build_embedder(weights))
@@ -158,10 +161,52 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
       FROM_EXAMPLES: module.from_examples.get_concrete_function(),
       TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
   })
-  fingerprint_file = os.path.join(export_dir, WEIGHTS_FINGERPRINT_FILE)
-  tf.io.gfile.makedirs(os.path.dirname(fingerprint_file))
-  with tf.io.gfile.GFile(fingerprint_file, 'w') as f:
-    f.write(weights.fingerprint)
+  notes = {WEIGHTS_FINGERPRINT_FILE: weights.fingerprint}
+  if warm_started_from:
+    notes[WARM_STARTED_FROM_FILE] = warm_started_from
+  for name, text in notes.items():
+    path = os.path.join(export_dir, name)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, 'w') as f:
+      f.write(text)
+
+
+def _note(export_dir: str, name: str) -> str:
+  path = os.path.join(export_dir, name)
+  if not tf.io.gfile.exists(path):
+    return ''
+  with tf.io.gfile.GFile(path) as f:
+    return f.read().strip()
+
+
+def weights_fingerprint(export_dir: str) -> str:
+  """The fingerprint of the embedding weights an exported model was exported with."""
+  return _note(export_dir, WEIGHTS_FINGERPRINT_FILE)
+
+
+def warm_started_from(export_dir: str) -> str:
+  """The model an exported model's training started from; '' if it started afresh."""
+  return _note(export_dir, WARM_STARTED_FROM_FILE)
+
+
+def colorizer_weights(export_dir: str) -> List:
+  """The colorizer's weights in an exported model, in `network.build_colorizer()`'s
+  order, read from its checkpoint (loading the SavedModel would trace both networks).
+  _Colorize tracks the colorizer's variables first, then the embedder's."""
+  expected = network.build_colorizer().variables
+  reader = tf.train.load_checkpoint(os.path.join(export_dir, 'variables', 'variables'))
+  values = []
+  for i, variable in enumerate(expected):
+    key = f'_network_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE'
+    if not reader.has_tensor(key):
+      raise ValueError(f'{export_dir} is not a colorizer exported by this pipeline ({key} '
+                       'is missing)')
+    value = reader.get_tensor(key)
+    if tuple(value.shape) != tuple(variable.shape):
+      raise ValueError(f'{export_dir}: the colorizer\'s {variable.name} has shape '
+                       f'{value.shape}, this pipeline\'s {tuple(variable.shape)}')
+    values.append(value)
+  return values
 
 
 def numbered_versions(serving_dir: str) -> List[int]:
@@ -172,6 +217,16 @@ def numbered_versions(serving_dir: str) -> List[int]:
   except tf.errors.NotFoundError:
     return []
   return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
+
+
+def served_model(serving_dir: str) -> Optional[str]:
+  """The newest version in `serving_dir` that a model server can load (one with its
+  saved_model.pb: a push in progress or one that died has none), or None."""
+  for version in reversed(numbered_versions(serving_dir)):
+    path = os.path.join(serving_dir, str(version))
+    if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
+      return path
+  return None
 
 
 def latest_version(model_dir: str) -> str:

@@ -122,24 +122,30 @@ def distribution_strategy() -> tf.distribute.Strategy:
   return tf.distribute.get_strategy()
 
 
-def _backup_dir(fn_args: tfx.components.FnArgs, config: dict) -> str:
-  """A folder that outlives this Trainer execution, keyed by what it trains on, so a
-  re-run after a kill resumes from the last epoch instead of starting over."""
-  key = json.dumps([sorted(fn_args.train_files), fn_args.train_steps, config], sort_keys=True)
+def _backup_dir(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str]) -> str:
+  """A folder that outlives this Trainer execution, keyed by what it trains on and from,
+  so a re-run after a kill resumes from the last epoch instead of starting over."""
+  key = json.dumps([sorted(fn_args.train_files), fn_args.train_steps, config, base],
+                   sort_keys=True)
   trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip('/')))
   return os.path.join(trainer_root, 'backup', hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
-def learning_rate(peak: float, schedule: str, steps: int):
-  """`constant`: `peak` throughout. `cosine`: a linear warm-up to `peak` over the first
-  WARMUP_SHARE of the steps, then a cosine decay to 0 at the last step."""
-  if schedule == hp.CONSTANT:
-    return peak
-  if schedule != hp.COSINE:
+def learning_rate(peak: float, schedule: str, steps: int, warmup_share: Optional[float] = None):
+  """`constant`: `peak` throughout (after a linear warm-up from 0 over `warmup_share`
+  of the steps, if any). `cosine`: a linear warm-up to `peak` over `warmup_share` of the
+  steps (WARMUP_SHARE by default), then a cosine decay to 0 at the last step."""
+  if schedule not in hp.LR_SCHEDULES:
     raise ValueError(f'unknown learning-rate schedule {schedule!r}; one of {hp.LR_SCHEDULES}')
-  warmup = int(steps * WARMUP_SHARE)
+  if warmup_share is None:
+    warmup_share = WARMUP_SHARE if schedule == hp.COSINE else 0.0
+  warmup = int(steps * warmup_share)
+  if schedule == hp.CONSTANT and not warmup:
+    return peak
+  # alpha 1: after the warm-up the rate stays at `peak` (constant) instead of decaying.
   return tf.keras.optimizers.schedules.CosineDecay(
-      0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
+      0.0, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup,
+      alpha=1.0 if schedule == hp.CONSTANT else 0.0)
 
 
 def training_loss(name: str, train_files: List[str]):
@@ -206,14 +212,52 @@ class Progress(tf.keras.callbacks.Callback):
       self._bar.close()
 
 
-def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
-  """Trains the colorizer on fn_args' records with `config` (`hyperparameters.parse`'s).
-  Seeded by config[SEED], so that the same records and config give the same weights."""
+def warm_start_base(config: dict) -> Optional[str]:
+  """The exported model a run starts from: the served model (the newest complete
+  version in config[SERVING_DIR]: only a blessed, pushed candidate is ever there),
+  else config[BASE_MODEL] (a SavedModel, or a serving folder's newest version), else
+  None: the seeded initial weights."""
+  served = serving.served_model(config[hp.SERVING_DIR]) if config[hp.SERVING_DIR] else None
+  if served:
+    return served
+  return serving.latest_version(config[hp.BASE_MODEL]) if config[hp.BASE_MODEL] else None
+
+
+def base_weights(base: str, fingerprint: str) -> List:
+  """The colorizer's weights in the exported model `base`, which must have been
+  exported with the embedding weights this run embeds with."""
+  exported_with = serving.weights_fingerprint(base)
+  if exported_with != fingerprint:
+    raise ValueError(
+        f'cannot warm-start from {base}: it was exported with embedding weights '
+        f'{exported_with or "(unrecorded)"}, and this run embeds with {fingerprint}, so its '
+        'colorizer learned from other embeddings. Train with the same --embedding-weights, '
+        'or start afresh in another serving directory.')
+  return serving.colorizer_weights(base)
+
+
+def recipe(config: dict, train_steps: int, warm: bool) -> Tuple[float, int, Optional[float]]:
+  """(peak learning rate, steps, warm-up share): a warm-started run's own recipe
+  (docs/training.md, "Warm starts"), else the run's."""
+  if not warm:
+    return config[hp.LEARNING_RATE], train_steps, None
+  return (config[hp.WARM_LEARNING_RATE], config[hp.WARM_STEPS] or train_steps,
+          config[hp.WARM_WARMUP])
+
+
+def train(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str] = None,
+          start_weights: Optional[List] = None) -> tf.keras.Model:
+  """Trains the colorizer on fn_args' records with `config` (`hyperparameters.parse`'s),
+  from `start_weights` (those of the exported model `base`) or the seeded initial
+  weights. Seeded by config[SEED], so that the same records, config and start give the
+  same weights."""
   seed = config[hp.SEED]
   tf.keras.utils.set_random_seed(seed)
   batch_size = config[hp.BATCH_SIZE]
-  epochs = max(1, min(config[hp.EPOCHS], fn_args.train_steps or 1))
-  steps_per_epoch = math.ceil((fn_args.train_steps or 0) / epochs)
+  rate, train_steps, warmup_share = recipe(config, fn_args.train_steps or 0,
+                                           start_weights is not None)
+  epochs = max(1, min(config[hp.EPOCHS], train_steps or 1))
+  steps_per_epoch = math.ceil(train_steps / epochs)
   strategy = distribution_strategy()
   global_batch = batch_size * strategy.num_replicas_in_sync
   train_batches = input_fn(fn_args.train_files, global_batch, training=True,
@@ -221,14 +265,16 @@ def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
   loss = training_loss(config[hp.LOSS], fn_args.train_files)
   with strategy.scope():
     colorizer = compiled_colorizer(
-        learning_rate(config[hp.LEARNING_RATE], config[hp.LR_SCHEDULE],
-                      steps_per_epoch * epochs), loss)
+        learning_rate(rate, config[hp.LR_SCHEDULE], steps_per_epoch * epochs, warmup_share),
+        loss)
+    for variable, value in zip(colorizer.variables, start_weights or []):
+      variable.assign(value)
 
   callbacks = []
   if fn_args.eval_steps:
     callbacks.append(ValidationMetrics(
         input_fn(fn_args.eval_files, global_batch, training=False).take(fn_args.eval_steps)))
-  backup = _backup_dir(fn_args, config)
+  backup = _backup_dir(fn_args, config, base)
   callbacks += [
       tf.keras.callbacks.BackupAndRestore(backup),
       tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
@@ -237,9 +283,10 @@ def train(fn_args: tfx.components.FnArgs, config: dict) -> tf.keras.Model:
       Progress(steps_per_epoch, epochs),
   ]
   if steps_per_epoch:
-    logging.info('Training %d steps (%d epochs, batch %d, seed %d) with %s over %d '
-                 'replica(s); backups in %s', fn_args.train_steps, epochs, global_batch, seed,
-                 type(strategy).__name__, strategy.num_replicas_in_sync, backup)
+    logging.info('Training %d steps (%d epochs, batch %d, seed %d, from %s) with %s over '
+                 '%d replica(s); backups in %s', train_steps, epochs, global_batch, seed,
+                 base or 'the initial weights', type(strategy).__name__,
+                 strategy.num_replicas_in_sync, backup)
     colorizer.fit(train_batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=0)
   return colorizer
@@ -255,6 +302,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         f'the examples were embedded with weights {ingested_with}, but the model would be '
         f'exported with {weights.fingerprint} ({config[hp.EMBEDDING_WEIGHTS]}): serving would '
         'see other embeddings than training. Re-ingest, or train with the same weights.')
-  colorizer = train(fn_args, config)
+  base = warm_start_base(config)
+  start = base_weights(base, weights.fingerprint) if base else None
+  print(f'Warm-starting from {base}' if base else
+        'Training from the initial weights (no model is served yet)')
+  colorizer = train(fn_args, config, base, start)
   tf.keras.mixed_precision.set_global_policy('float32')
-  serving.export(colorizer, weights, fn_args.serving_model_dir)
+  serving.export(colorizer, weights, fn_args.serving_model_dir, warm_started_from=base)

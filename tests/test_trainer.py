@@ -132,3 +132,64 @@ def test_the_same_seed_trains_the_same_weights(trained, tmp_path):
   differing = [i for i, (a, b) in enumerate(zip(first, again)) if not np.array_equal(a, b)]
   assert not differing, f'{len(differing)} of {len(first)} weight tensors differ'
   assert max(float(np.max(np.abs(a - b))) for a, b in zip(first, other)) > 1e-3
+
+
+@pytest.mark.fast
+def test_a_warm_start_has_its_own_recipe_and_its_warm_up_holds_a_constant_rate():
+  config = hp.parse({hp.LEARNING_RATE: 1e-3, hp.WARM_LEARNING_RATE: 2e-4, hp.WARM_STEPS: 40,
+                     hp.WARM_WARMUP: 0.25})
+  assert trainer.recipe(config, 100, warm=False) == (1e-3, 100, None)
+  assert trainer.recipe(config, 100, warm=True) == (2e-4, 40, 0.25)
+  assert trainer.recipe(hp.parse({hp.WARM_STEPS: 0}), 100, warm=True)[1] == 100
+  schedule = trainer.learning_rate(2e-4, hp.CONSTANT, 40, 0.25)
+  rates = [float(schedule(step)) for step in (0, 5, 10, 20, 40)]
+  assert rates[0] == 0.0 and rates[1] == pytest.approx(1e-4)
+  assert rates[2:] == pytest.approx([2e-4] * 3)
+
+
+def serving_folder_of(model_dir, folder, versions=(1,)):
+  """A serving folder whose numbered versions are copies of `model_dir`."""
+  for version in versions:
+    shutil.copytree(model_dir, folder / str(version))
+  return folder
+
+
+def test_export_then_warm_start_reproduces_the_weights_exactly(
+    one_colour_model, trained, tmp_path):
+  """The served model's colorizer, read back from its checkpoint, is where training
+  starts: bit for bit the weights that were exported."""
+  from model import embedding, network  # pylint: disable=import-outside-toplevel
+  exported = network.build_colorizer()
+  exported.set_weights([np.zeros_like(w) for w in exported.get_weights()])
+  exported.get_layer('decoder_5').bias.assign(
+      np.arctanh(np.asarray((12.0, 18.0)) / scaling.AB_SCALE))  # conftest's ONE_COLOUR
+  serving_dir = serving_folder_of(one_colour_model, tmp_path / 'serving', (3, 4))
+  os.remove(serving_dir / '4' / 'saved_model.pb')  # A push that died halfway is no base.
+  config = hp.parse({hp.SERVING_DIR: str(serving_dir), hp.BASE_MODEL: '/not/used'})
+  base = trainer.warm_start_base(config)
+  assert base == str(serving_dir / '3')
+  start = trainer.base_weights(base, embedding.resolve_weights(embedding.RANDOM).fingerprint)
+  args = tfx.components.FnArgs(
+      train_files=split_files(trained['examples'], 'train'),
+      eval_files=split_files(trained['examples'], 'eval'), train_steps=0, eval_steps=0,
+      serving_model_dir=str(tmp_path / 'out'),
+      model_run_dir=str(tmp_path / 'Trainer' / 'model_run' / '1'), custom_config={})
+  try:
+    started = trainer.train(args, config, base, start)
+  finally:
+    tf.keras.mixed_precision.set_global_policy('float32')
+  assert len(started.variables) == len(exported.variables)
+  for got, want in zip(started.variables, exported.variables):
+    assert np.array_equal(got.numpy(), want.numpy()), want.name
+
+
+def test_a_base_exported_with_other_embedding_weights_is_refused(one_colour_model, tmp_path):
+  with pytest.raises(ValueError, match='cannot warm-start from .* exported with embedding '
+                                       'weights random-init'):
+    trainer.base_weights(one_colour_model, 'sha256:' + 'a' * 64)
+  # Nothing served: the base model given for fine-tuning, else the initial weights.
+  empty = str(tmp_path / 'serving')
+  assert trainer.warm_start_base(hp.parse({hp.SERVING_DIR: empty})) is None
+  assert trainer.warm_start_base(hp.parse({
+      hp.SERVING_DIR: empty, hp.BASE_MODEL: one_colour_model})) == one_colour_model
+  assert trainer.warm_start_base(hp.parse({})) is None
