@@ -8,8 +8,15 @@ of tf.Examples), so later components consume it unchanged, plus:
 - `<examples uri>/ingest_report.json`, the fate of every input file;
 - the custom property `embedding_weights`, the fingerprint of the Inception-ResNet-v2
   weights the embeddings were computed with (the Trainer checks it);
-- the custom properties `written` and `rejected`, the counts of files.
+- the custom properties `written` and `rejected`, the counts of files, `reused`, the
+  photos read back from the record cache, and `spans`, the spans ingested.
+
+With `window_spans` N, the newest N spans (the newest being the one TFX's span logic
+resolves, the others found by the same `{SPAN}` pattern) are ingested together, into
+one Examples artifact of the newest span; with a `record_cache`, only photos no run has
+ingested before with the same settings are decoded and embedded.
 """
+import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
@@ -24,6 +31,7 @@ from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import base_beam_executor
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 from tfx.types import artifact_utils
@@ -40,6 +48,9 @@ from model import records
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
 MAX_MEGAPIXELS_KEY = 'max_megapixels'
 CROPS_PER_IMAGE_KEY = 'crops_per_image'
+WINDOW_SPANS_KEY = 'window_spans'
+SPAN_PATTERN_KEY = 'span_pattern'  # the input pattern as given, {SPAN} unresolved
+RECORD_CACHE_KEY = 'record_cache'
 _GLOB_CHARS = re.compile(r'[*?\[{]')
 
 
@@ -49,6 +60,9 @@ class PhotoExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       EMBEDDING_WEIGHTS_KEY: component_spec.ExecutionParameter(type=str),
       MAX_MEGAPIXELS_KEY: component_spec.ExecutionParameter(type=float),
       CROPS_PER_IMAGE_KEY: component_spec.ExecutionParameter(type=int, optional=True),
+      WINDOW_SPANS_KEY: component_spec.ExecutionParameter(type=int, optional=True),
+      SPAN_PATTERN_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      RECORD_CACHE_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
 
 
@@ -69,8 +83,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if len(input_config.splits) != 1:
       raise ValueError('PhotoExampleGen reads one file pattern; the splits come from '
                        'output_config (by content hash)')
-    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                           input_config.splits[0].pattern)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    window = window_spans(
+        input_base, exec_properties.get(SPAN_PATTERN_KEY) or input_config.splits[0].pattern,
+        int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0),
+        int(exec_properties.get(WINDOW_SPANS_KEY) or 1))
+    patterns = [os.path.join(input_base, input_config.splits[0].pattern)] + [
+        os.path.join(input_base, pattern) for _, pattern in window[1:]]
     splits = [(split.name, split.hash_buckets) for split in output_config.split_config.splits]
 
     examples.split_names = artifact_utils.encode_split_names([name for name, _ in splits])
@@ -78,15 +97,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     report_uri = os.path.join(examples.uri, records.REPORT_FILE)
 
     report, weights = ingest.run_job(
-        self._make_beam_pipeline(), pattern, exec_properties[EMBEDDING_WEIGHTS_KEY],
+        self._make_beam_pipeline(), patterns, exec_properties[EMBEDDING_WEIGHTS_KEY],
         split_dirs, splits, report_uri, exec_properties[MAX_MEGAPIXELS_KEY],
-        int(exec_properties.get(CROPS_PER_IMAGE_KEY) or 1))
+        int(exec_properties.get(CROPS_PER_IMAGE_KEY) or 1),
+        exec_properties.get(RECORD_CACHE_KEY) or None)
     examples.set_string_custom_property(EMBEDDING_WEIGHTS_KEY, weights.fingerprint)
     examples.set_int_custom_property('written', report['written'])
     examples.set_int_custom_property('rejected', report['total'] - report['written'])
+    examples.set_int_custom_property('reused', report['reused'])
+    examples.set_string_custom_property('spans', json.dumps(sorted(s for s, _ in window)))
     reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
-    print(f'Ingested {report["written"]} of {report["total"]} photos '
-          f'({", ".join(f"{name} {n}" for name, n in report["splits"].items())}); rejected '
+    spans = f' of spans {", ".join(str(s) for s, _ in sorted(window))}' if len(window) > 1 else ''
+    print(f'Ingested {report["written"]} of {report["total"]} photos{spans} '
+          f'({", ".join(f"{name} {n}" for name, n in report["splits"].items())}; '
+          f'{report["reused"]} from the record cache); rejected '
           f'{report["total"] - report["written"]} ({reasons or "none"}): see {report_uri}')
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
@@ -119,6 +143,37 @@ def resolve_span(exec_properties: Dict[str, Any],
   return resolved
 
 
+def window_spans(input_base: str, span_pattern: str, span: int,
+                 count: int) -> List[Tuple[int, str]]:
+  """[(span, pattern)] of the newest `count` spans up to `span`, newest first: the
+  spans whose folders `span_pattern` (with {SPAN}, relative to `input_base`) finds.
+  Without {SPAN}, or with a count of 1, just the one."""
+  if count < 1:
+    raise ValueError(f'--window-spans must be at least 1, got {count}')
+  if count == 1 or not re.search(utils.SPAN_FULL_REGEX, span_pattern):
+    return [(span, span_pattern)]
+  if (re.search(utils.VERSION_FULL_REGEX, span_pattern)
+      or any(spec in span_pattern for spec in utils.DATE_SPECS)):
+    raise ValueError(f'{span_pattern!r}: a window of spans takes a plain {{SPAN}} pattern, '
+                     'without {VERSION} or dates')
+  parts = span_pattern.split('/')
+  at = next(i for i, part in enumerate(parts) if re.search(utils.SPAN_FULL_REGEX, part))
+  spec = re.search(utils.SPAN_FULL_REGEX, parts[at])
+  before, after = parts[at][:spec.start()], parts[at][spec.end():]
+  glob = os.path.join(input_base, *parts[:at], f'{before}*{after}')
+  digits = r'(\d{%s})' % spec.group('width') if spec.group('width') else r'(\d+)'
+  number = re.compile(re.escape(before) + digits + re.escape(after))
+  found = set()
+  for path in fileio.glob(glob):
+    match = number.fullmatch(os.path.basename(path.rstrip('/')))
+    if match:
+      found.add(int(match.group(1)))
+  chosen = sorted((s for s in found | {span} if s <= span), reverse=True)[:count]
+  return [(s, utils.get_pattern_for_span_version(
+      span_pattern, is_match_span=True, is_match_date=False, is_match_version=False,
+      span=s, version=None)) for s in chosen]
+
+
 class PhotoExampleGen(FileBasedExampleGen):
   """Colour photos under `input_base` -> Examples of Lab records with embeddings."""
 
@@ -129,10 +184,13 @@ class PhotoExampleGen(FileBasedExampleGen):
                eval_percent: int = 10, embedding_weights: str = embedding.IMAGENET,
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                crops_per_image: int = 1,
-               range_config: Optional[range_config_pb2.RangeConfig] = None):
+               range_config: Optional[range_config_pb2.RangeConfig] = None,
+               window_spans: int = 1, record_cache: str = ''):
     """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
-    in which case the newest span is ingested, as with TFX's own ExampleGens.
-    `crops_per_image` examples are written per photo (see model.cropping.crop_boxes)."""
+    in which case the newest span is ingested, as with TFX's own ExampleGens, with the
+    `window_spans` - 1 spans before it. `crops_per_image` examples are written per photo
+    (see model.cropping.crop_boxes). `record_cache`: the folder of ingestion's record
+    cache ('' for none)."""
     splits = ingest.splits_from_eval_percent(eval_percent, both=True)
     if crops_per_image < 1:
       raise ValueError(f'crops_per_image must be at least 1, got {crops_per_image}')
@@ -150,6 +208,8 @@ class PhotoExampleGen(FileBasedExampleGen):
         embedding_weights=embedding_weights,
         max_megapixels=float(max_megapixels),
         crops_per_image=int(crops_per_image),
+        window_spans=int(window_spans), span_pattern=pattern,
+        record_cache=record_cache or None,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 

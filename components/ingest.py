@@ -2,12 +2,14 @@
 
 The Beam job, step by step (each a PTransform; rejects leave through a side output):
 
-  MatchPhotos      file pattern          -> file paths
+  MatchPhotos      file patterns         -> file paths
   HashPhotos       path                  -> (sha256, path)   rejects: unreadable, empty
   DropDuplicates   (sha256, path)        -> (sha256, path)   rejects: duplicate
+  LookUpRecords    (sha256, path)        -> (sha256, path)   reused: its cached Records
   DecodePhotos     (sha256, path)        -> Photo per crop   rejects: see REJECT_REASONS
   EmbedPhotos      Photo                 -> Photo with its Inception-ResNet-v2 embedding
-  WritePhotos      Photo                 -> TFRecord shards per split, FileStatus 'written'
+  CacheRecords     Photo                 -> Record, kept in the record cache too
+  WriteRecords     Record                -> TFRecord shards per split, FileStatus 'written'
   WriteReport      FileStatus            -> ingest_report.json
 
 Every matched file ends as exactly one FileStatus, written (with how many examples: one
@@ -16,12 +18,18 @@ All crops of a photo go to its split, chosen by content hash, so evaluation neve
 a crop of a training photo. Duplicates are found on hashes alone before decoding,
 and the file is read again to decode it: only (hash, path) pairs cross the shuffle,
 which keeps memory flat however many photos there are.
+
+With a record cache (RecordCache: by content hash and everything that shapes a
+record), a photo ingested before, by any run with the same settings, is read back
+instead of decoded and embedded again: a window of spans costs only its new photos.
 """
 import dataclasses
+import gzip
 import hashlib
 import json
 import logging
 import os
+import posixpath
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -42,6 +50,7 @@ from model import scaling
 EMBEDDING_BATCH_SIZE = 32  # Inception-ResNet-v2 on 2 CPU cores: 13 img/s at 8, 15 at 32.
 _METRICS_NAMESPACE = 'ingest'
 _REJECTED = 'rejected'
+_REUSED = 'reused'
 
 
 class FileStatus(NamedTuple):
@@ -52,6 +61,7 @@ class FileStatus(NamedTuple):
   detail: Optional[str] = None
   split: Optional[str] = None   # the split it was written to
   examples: Optional[int] = None  # how many examples (crops) were written for it
+  reused: Optional[bool] = None   # its records came from the record cache
 
 
 @dataclasses.dataclass
@@ -65,6 +75,54 @@ class Photo:
   embedding_input: np.ndarray  # float32 [299, 299, 3]
   embedding: Optional[np.ndarray] = None  # float32 [1000]
   crop: int = 0                # which of cropping.crop_boxes (0: the centred square)
+
+
+class Record(NamedTuple):
+  """One example (a crop of a photo), serialized, on its way to the shards."""
+  sha256: str
+  source: str
+  crop: int
+  serialized: bytes
+  reused: bool = False
+
+
+class RecordCache:
+  """Each photo's records, by content hash, under `root`/<settings>/: the settings
+  folder is named by everything that changes a photo's records (the embedding
+  weights, max_megapixels, crops_per_image and the record schema), so a change of any
+  of them starts a new cache. One gzip file per crop, written whole or not at all."""
+
+  def __init__(self, root: str, weights_fingerprint: str, max_megapixels: float,
+               crops_per_image: int):
+    settings = {'embedding_weights': weights_fingerprint,
+                'max_megapixels': float(max_megapixels),
+                'crops_per_image': int(crops_per_image), 'records': records.SCHEMA_VERSION}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    self.folder = posixpath.join(root.rstrip('/'), key)
+    self.crops = int(crops_per_image)
+
+  def path(self, sha256: str, crop: int) -> str:
+    return posixpath.join(self.folder, sha256[:2], f'{sha256}-{crop}.example.gz')
+
+  def read(self, sha256: str) -> Optional[List[bytes]]:
+    """Every crop's serialized example, or None unless all of them are cached."""
+    paths = [self.path(sha256, crop) for crop in range(self.crops)]
+    if not all(FileSystems.exists(path) for path in paths):
+      return None
+    return [gzip.decompress(read(path)) for path in paths]
+
+  def write(self, record: 'Record') -> None:
+    data = gzip.compress(record.serialized, compresslevel=1)
+    path = self.path(record.sha256, record.crop)
+    if '://' in path:  # An object appears only once its upload is complete.
+      with FileSystems.create(path) as f:
+        f.write(data)
+      return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f'{path}.partial-{os.getpid()}'
+    with open(partial, 'wb') as f:
+      f.write(data)
+    os.replace(partial, path)
 
 
 def file_pattern(data: str) -> str:
@@ -102,16 +160,21 @@ def read(path: str) -> bytes:
 
 
 class MatchPhotos(beam.PTransform):
-  """PBegin -> str: the path of every file matching the pattern (local or gs://)."""
+  """PBegin -> str: the path of every file matching the pattern, or any of the
+  patterns (local or gs://)."""
 
-  def __init__(self, pattern: str):
+  def __init__(self, pattern):
     super().__init__()
-    self._pattern = pattern
+    self._patterns = [pattern] if isinstance(pattern, str) else list(pattern)
 
   def expand(self, pbegin):
-    return (pbegin
-            | 'Match' >> fileio.MatchFiles(self._pattern)
-            | 'Path' >> beam.Map(lambda metadata: metadata.path))
+    if len(self._patterns) == 1:
+      matched = pbegin | 'Match' >> fileio.MatchFiles(self._patterns[0])
+    else:
+      matched = (pbegin
+                 | 'Patterns' >> beam.Create(self._patterns)
+                 | 'Match' >> fileio.MatchAll())
+    return matched | 'Path' >> beam.Map(lambda metadata: metadata.path)
 
 
 class _HashFn(beam.DoFn):
@@ -156,6 +219,36 @@ class DropDuplicates(beam.PTransform):
     return (hashed
             | 'GroupByContent' >> beam.GroupByKey()
             | 'KeepFirst' >> beam.ParDo(_KeepFirstFn()).with_outputs(_REJECTED, main='unique'))
+
+
+class _LookUpFn(beam.DoFn):
+
+  def __init__(self, cache: RecordCache):
+    super().__init__()
+    self._cache = cache
+
+  def process(self, element):
+    sha256, path = element
+    cached = self._cache.read(sha256)
+    if cached is None:
+      yield element
+      return
+    beam.metrics.Metrics.counter(_METRICS_NAMESPACE, 'reused').inc()
+    for crop, serialized in enumerate(cached):
+      yield beam.pvalue.TaggedOutput(_REUSED, Record(
+          sha256, path, crop, records.with_source(serialized, path), reused=True))
+
+
+class LookUpRecords(beam.PTransform):
+  """(sha256, path) -> (sha256, path) of the photos not in the cache; side output
+  'reused': the cached photos' Records, their source set to this path."""
+
+  def __init__(self, cache: RecordCache):
+    super().__init__()
+    self._cache = cache
+
+  def expand(self, unique):
+    return unique | beam.ParDo(_LookUpFn(self._cache)).with_outputs(_REUSED, main='new')
 
 
 class _DecodeFn(beam.DoFn):
@@ -251,16 +344,41 @@ class EmbedPhotos(beam.PTransform):
             | 'Attach' >> beam.Map(_with_embedding))
 
 
-def _serialize(photo: Photo) -> bytes:
-  return records.make_example(
+def _record(photo: Photo) -> Record:
+  return Record(photo.sha256, photo.source, photo.crop, records.make_example(
       l=photo.l, ab=photo.ab, embedding=photo.embedding, source=photo.source,
       content_sha256=photo.sha256, height=photo.height, width=photo.width,
-      crop=photo.crop).SerializeToString()
+      crop=photo.crop).SerializeToString())
 
 
-class WritePhotos(beam.PTransform):
-  """Photo -> FileStatus 'written', one per photo (its crop 0); writes each split's GZIP
-  TFRecords to `<split_dirs[name]>/data_tfrecord-*.gz` (see model.records)."""
+class _CacheFn(beam.DoFn):
+
+  def __init__(self, cache: RecordCache):
+    super().__init__()
+    self._cache = cache
+
+  def process(self, record: Record):
+    self._cache.write(record)
+    yield record
+
+
+class CacheRecords(beam.PTransform):
+  """Photo -> Record, also written to the record cache (if any)."""
+
+  def __init__(self, cache: Optional[RecordCache] = None):
+    super().__init__()
+    self._cache = cache
+
+  def expand(self, photos):
+    serialized = photos | 'Serialize' >> beam.Map(_record)
+    if self._cache is None:
+      return serialized
+    return serialized | 'Cache' >> beam.ParDo(_CacheFn(self._cache))
+
+
+class WriteRecords(beam.PTransform):
+  """Record -> FileStatus 'written', one per photo (its crop 0); writes each split's
+  GZIP TFRecords to `<split_dirs[name]>/data_tfrecord-*.gz` (see model.records)."""
 
   def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
                crops_per_image: int = 1):
@@ -269,35 +387,52 @@ class WritePhotos(beam.PTransform):
     self._splits = list(splits)
     self._crops = crops_per_image
 
-  def expand(self, photos):
+  def expand(self, records_):
     names = [name for name, _ in self._splits]
-    keyed = photos | 'AssignSplit' >> beam.Map(
-        lambda photo: (split_for(photo.sha256, self._splits), photo))
+    keyed = records_ | 'AssignSplit' >> beam.Map(
+        lambda record: (split_for(record.sha256, self._splits), record))
     by_split = keyed | 'Partition' >> beam.Partition(
         lambda item, _: names.index(item[0]), len(names))
     for name, part in zip(names, by_split):
       _ = (part
-           | f'Serialize[{name}]' >> beam.Map(lambda item: _serialize(item[1]))
+           | f'Serialized[{name}]' >> beam.Map(lambda item: item[1].serialized)
            | f'Write[{name}]' >> beam.io.WriteToTFRecord(
                os.path.join(self._split_dirs[name], records.RECORD_PREFIX),
                file_name_suffix=records.RECORD_SUFFIX))
     return (keyed
             | 'OnePerPhoto' >> beam.Filter(lambda item: item[1].crop == 0)
             | 'Written' >> beam.Map(lambda item: _count(FileStatus(
-                item[1].source, 'written', split=item[0], examples=self._crops))))
+                item[1].source, 'written', split=item[0], examples=self._crops,
+                reused=item[1].reused or None))))
+
+
+class WritePhotos(beam.PTransform):
+  """Photo -> FileStatus 'written': CacheRecords (without a cache), then WriteRecords."""
+
+  def __init__(self, split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
+               crops_per_image: int = 1):
+    super().__init__()
+    self._write = WriteRecords(split_dirs, splits, crops_per_image)
+
+  def expand(self, photos):
+    return photos | 'Serialize' >> CacheRecords() | 'WriteRecords' >> self._write
 
 
 class IngestPhotos(beam.PTransform):
   """PBegin -> FileStatus of every file matching `pattern`, writing the records."""
 
-  def __init__(self, pattern: str, weights: embedding.EmbeddingWeights,
+  def __init__(self, pattern, weights: embedding.EmbeddingWeights,
                split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]],
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
-               crops_per_image: int = 1):
+               crops_per_image: int = 1, record_cache: Optional[str] = None):
+    """`pattern`: one file pattern, or a list of them (a window of spans);
+    `record_cache`: the root of a RecordCache, or None."""
     super().__init__()
     if crops_per_image < 1:
       raise ValueError(f'crops per image must be at least 1, got {crops_per_image}')
     self._pattern = pattern
+    self._cache = (RecordCache(record_cache, weights.fingerprint, max_megapixels,
+                               crops_per_image) if record_cache else None)
     self._weights = weights
     self._split_dirs = split_dirs
     self._splits = splits
@@ -308,10 +443,16 @@ class IngestPhotos(beam.PTransform):
     paths = pbegin | 'MatchPhotos' >> MatchPhotos(self._pattern)
     hashed = paths | 'HashPhotos' >> HashPhotos()
     unique = hashed.hashed | 'DropDuplicates' >> DropDuplicates()
-    decoded = unique.unique | 'DecodePhotos' >> DecodePhotos(self._max_megapixels, self._crops)
-    written = (decoded.photos
-               | 'EmbedPhotos' >> EmbedPhotos(self._weights)
-               | 'WritePhotos' >> WritePhotos(self._split_dirs, self._splits, self._crops))
+    to_decode, reused = unique.unique, []
+    if self._cache is not None:
+      looked_up = to_decode | 'LookUpRecords' >> LookUpRecords(self._cache)
+      to_decode, reused = looked_up.new, [looked_up[_REUSED]]
+    decoded = to_decode | 'DecodePhotos' >> DecodePhotos(self._max_megapixels, self._crops)
+    new = (decoded.photos
+           | 'EmbedPhotos' >> EmbedPhotos(self._weights)
+           | 'CacheRecords' >> CacheRecords(self._cache))
+    written = (([new] + reused | 'AllRecords' >> beam.Flatten()) if reused else new
+               ) | 'WriteRecords' >> WriteRecords(self._split_dirs, self._splits, self._crops)
     rejects = [hashed[_REJECTED], unique[_REJECTED], decoded[_REJECTED]]
     return (rejects + [written]) | 'AllFiles' >> beam.Flatten()
 
@@ -331,6 +472,7 @@ def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
   return {
       'total': len(statuses),
       'written': sum(splits.values()),
+      'reused': sum(1 for status in statuses if status.reused),
       'rejected': dict(sorted(rejected.items())),
       'splits': dict(sorted(splits.items())),
       'examples': dict(sorted(examples.items())),
@@ -377,18 +519,19 @@ def check_matches(pattern: str) -> int:
   return count
 
 
-def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
+def run_job(pipeline: beam.Pipeline, pattern, embedding_weights: str,
             split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]], report_uri: str,
-            max_megapixels: float, crops_per_image: int = 1
-            ) -> Tuple[dict, embedding.EmbeddingWeights]:
-  """Runs the ingestion job on `pipeline` (standalone or a TFX executor's); returns the
+            max_megapixels: float, crops_per_image: int = 1,
+            record_cache: Optional[str] = None) -> Tuple[dict, embedding.EmbeddingWeights]:
+  """Runs the ingestion job on `pipeline` (standalone or a TFX executor's) over
+  `pattern` (or a list of patterns, the newest first: a window of spans); returns the
   report it wrote and the weights it embedded with."""
-  check_matches(pattern)
+  check_matches(pattern if isinstance(pattern, str) else pattern[0])
   weights = embedding.resolve_weights(embedding_weights)
   with pipeline:
     _ = (pipeline
          | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels,
-                                         crops_per_image)
+                                         crops_per_image, record_cache)
          | 'WriteReport' >> WriteReport(report_uri, weights.fingerprint))
   with tf.io.gfile.GFile(report_uri) as f:
     return json.load(f), weights
@@ -396,7 +539,8 @@ def run_job(pipeline: beam.Pipeline, pattern: str, embedding_weights: str,
 
 def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
            eval_percent: int = 10, max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
-           crops_per_image: int = 1, beam_args: Sequence[str] = ()) -> dict:
+           crops_per_image: int = 1, beam_args: Sequence[str] = (),
+           record_cache: Optional[str] = None) -> dict:
   """Runs the ingestion job on its own; returns the report it wrote to `<out>`."""
   if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):
     raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
@@ -408,5 +552,5 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
   tf.io.gfile.makedirs(out)
   report, _ = run_job(beam.Pipeline(options=PipelineOptions(list(beam_args))), pattern,
                       embedding_weights, split_dirs, splits, os.path.join(out, records.REPORT_FILE),
-                      max_megapixels, crops_per_image)
+                      max_megapixels, crops_per_image, record_cache)
   return report

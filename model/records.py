@@ -34,6 +34,9 @@ FEATURES = {
 }
 
 COMPRESSION = 'GZIP'
+# Changes whenever a record of the same photo would change (a feature, the quantization,
+# the crops): ingestion's record cache keeps what was written under another version apart.
+SCHEMA_VERSION = 1
 RECORD_PREFIX = 'data_tfrecord'
 RECORD_SUFFIX = '.gz'
 REPORT_FILE = 'ingest_report.json'
@@ -61,6 +64,14 @@ def make_example(*, l: np.ndarray, ab: np.ndarray, embedding: np.ndarray, source
       'width': feature(int64_list=tf.train.Int64List(value=[width])),
       'crop': feature(int64_list=tf.train.Int64List(value=[crop])),
   }))
+
+
+def with_source(serialized: bytes, source: str) -> bytes:
+  """A serialized record, its `source` replaced: a cached record of the same bytes found
+  at another path."""
+  example = tf.train.Example.FromString(serialized)
+  example.features.feature['source'].bytes_list.value[:] = [source.encode('utf-8')]
+  return example.SerializeToString()
 
 
 def _quantized(features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:

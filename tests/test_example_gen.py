@@ -70,3 +70,21 @@ def test_input_base_and_pattern():
 def test_eval_percent_must_leave_both_splits_something():
   with pytest.raises(ValueError):
     example_gen.PhotoExampleGen(input_base='x', eval_percent=0)
+
+
+@pytest.mark.fast
+def test_a_window_takes_the_newest_spans_that_exist(tmp_path):
+  for span in (1, 2, 3, 5, 10):
+    (tmp_path / f'span-{span}').mkdir()
+  (tmp_path / 'span-x').mkdir()
+  window = lambda span, count, pattern='span-{SPAN}/**': example_gen.window_spans(
+      str(tmp_path), pattern, span, count)
+  assert window(5, 3) == [(5, 'span-5/**'), (3, 'span-3/**'), (2, 'span-2/**')]
+  assert [span for span, _ in window(10, 9)] == [10, 5, 3, 2, 1]
+  assert window(10, 1) == [(10, 'span-{SPAN}/**')]
+  assert window(0, 4, '*.jpg') == [(0, '*.jpg')]
+  assert window(3, 2, 'span-{SPAN:2}/**') == [(3, 'span-03/**')]  # Width-2 names only.
+  with pytest.raises(ValueError, match='plain {SPAN} pattern'):
+    window(3, 2, 'span-{SPAN}/v{VERSION}/*')
+  with pytest.raises(ValueError, match='at least 1'):
+    window(3, 0)

@@ -169,3 +169,57 @@ def test_ingest_refuses_a_non_empty_output_and_an_empty_match(tmp_path):
 def test_file_pattern():
   assert ingest.file_pattern(os.path.dirname(__file__)) == os.path.dirname(__file__) + '/**'
   assert ingest.file_pattern('photos/*.jpg') == 'photos/*.jpg'
+
+
+@pytest.mark.fast
+def test_the_record_cache_key_changes_with_everything_that_shapes_a_record(monkeypatch):
+  settings = dict(root='gs://b/cache', weights_fingerprint='random-init:1',
+                  max_megapixels=50.0, crops_per_image=1)
+  folder = ingest.RecordCache(**settings).folder
+  assert folder.startswith('gs://b/cache/')
+  for key, other in (('weights_fingerprint', 'sha256:2'), ('max_megapixels', 12.0),
+                     ('crops_per_image', 3)):
+    assert ingest.RecordCache(**{**settings, key: other}).folder != folder, key
+  monkeypatch.setattr(records, 'SCHEMA_VERSION', records.SCHEMA_VERSION + 1)
+  assert ingest.RecordCache(**settings).folder != folder
+  monkeypatch.undo()
+  assert ingest.RecordCache(**settings).folder == folder
+
+
+def test_a_window_of_spans_embeds_only_the_new_span_and_keeps_the_splits(tmp_path):
+  """Span 1 ingested, then the window [2, 1] with the same record cache: span 1's
+  photos are read back (none decoded or embedded again), its records are the same
+  bytes in the same splits, and span 2's photos are new."""
+  from sample_images import colourful_image, encode  # pylint: disable=import-outside-toplevel
+  for span, seeds in ((1, range(6)), (2, range(10, 14))):
+    (tmp_path / f'span-{span}').mkdir()
+    for seed in seeds:
+      (tmp_path / f'span-{span}' / f'{seed}.png').write_bytes(
+          encode(colourful_image(seed, 64, 48), 'PNG'))
+  weights = embedding.resolve_weights(embedding.RANDOM)
+  cache = str(tmp_path / 'cache')
+
+  def ingest_spans(name, spans):
+    out = tmp_path / name
+    split_dirs = {split: str(out / f'Split-{split}') for split, _ in SPLITS}
+    report, _ = ingest.run_job(
+        beam.Pipeline(), [str(tmp_path / f'span-{span}' / '*') for span in spans],
+        embedding.RANDOM, split_dirs, SPLITS, str(out / records.REPORT_FILE), 50.0,
+        record_cache=cache)
+    shards = {split: {e['source'].numpy().decode(): e for e in read_split(str(out), split)}
+              for split, _ in SPLITS}
+    return report, shards
+
+  first, first_shards = ingest_spans('first', [1])
+  assert first['written'] == 6 and first['reused'] == 0
+  second, second_shards = ingest_spans('second', [2, 1])
+  assert second['total'] == second['written'] == 10 and second['reused'] == 6
+  reused = {f['source'] for f in second['files'] if f.get('reused')}
+  assert reused == {os.path.join(str(tmp_path), 'span-1', f'{i}.png') for i in range(6)}
+  for split, _ in SPLITS:
+    for source, example in first_shards[split].items():
+      again = second_shards[split][source]  # The same split, by content.
+      for feature in ('l', 'ab', 'embedding', 'content_sha256', 'crop'):
+        assert np.array_equal(example[feature].numpy(), again[feature].numpy()), feature
+  assert sum(len(found) for found in second_shards.values()) == 10
+  assert weights.fingerprint == second['embedding_weights']
