@@ -56,6 +56,9 @@ def _ingest_flags(fv: flags.FlagValues) -> None:
   _crops_flag(fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
                             '--beam-arg=--direct_num_workers=2; repeatable.', flag_values=fv)
+  flags.DEFINE_string('record-cache', None, 'A folder (local or gs://) where each photo\'s '
+                      'records are kept by content: a photo found there is read back, not '
+                      'decoded and embedded again.', flag_values=fv)
 
 
 def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
@@ -65,7 +68,8 @@ def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
       fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,
       eval_percent=fv['eval-percent'].value, max_megapixels=fv['max-megapixels'].value,
       crops_per_image=fv['crops-per-image'].value,
-      beam_args=list(configs.LOCAL_BEAM_ARGS) + fv['beam-arg'].value)
+      beam_args=list(configs.LOCAL_BEAM_ARGS) + fv['beam-arg'].value,
+      record_cache=fv['record-cache'].value)
   _print_ingest_summary(report, fv.out, time.time() - start)
   return 0
 
@@ -78,7 +82,8 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   print(f'\nIngested {report["total"]} files in {seconds:.0f} s '
         f'({report["written"] / max(seconds, 1e-9):.1f} photos/s written)')
   examples = ', '.join(f'{name} {count}' for name, count in report['examples'].items())
-  print(f'  written   {report["written"]:5d}  ({splits}; examples: {examples or "none"})')
+  print(f'  written   {report["written"]:5d}  ({splits}; examples: {examples or "none"}'
+        f'{"; " + str(report["reused"]) + " from the record cache" if report["reused"] else ""})')
   print(f'  rejected  {rejected:5d}  ({reasons or "none"})')
   for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
     print(f'    {entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}')
@@ -112,6 +117,12 @@ def _training_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer('seed', hp.DEFAULTS[hp.SEED], 'Seed of the initial weights, the '
                        'shuffling and the flips: the same photos and flags train the same '
                        'model.', flag_values=fv)
+  flags.DEFINE_float('warm-learning-rate', hp.DEFAULTS[hp.WARM_LEARNING_RATE], 'A warm-started '
+                     'run\'s peak learning rate.', flag_values=fv)
+  flags.DEFINE_integer('warm-steps', hp.DEFAULTS[hp.WARM_STEPS], 'A warm-started run\'s '
+                       'training steps (0: --train-steps).', lower_bound=0, flag_values=fv)
+  flags.DEFINE_float('warm-warmup', hp.DEFAULTS[hp.WARM_WARMUP], 'A warm-started run\'s '
+                     'share of its steps spent raising the rate from 0.', flag_values=fv)
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
                        'Split-eval.', flag_values=fv)
   _crops_flag(fv)
@@ -119,9 +130,23 @@ def _training_flags(fv: flags.FlagValues) -> None:
                      'Gate: ab-MSE must be at most (1 - this) x the gray baseline\'s.',
                      flag_values=fv)
   flags.DEFINE_float('max-regression', configs.MAX_REGRESSION, 'Gate: ab-MSE may exceed '
-                     'the served model\'s by at most this.', flag_values=fv)
+                     'the served model\'s by at most this share of it (0.01: 1%).',
+                     flag_values=fv)
   flags.DEFINE_integer('keep-versions', configs.KEEP_VERSIONS, 'Pushed versions to keep.',
                        flag_values=fv)
+  flags.DEFINE_integer('window-spans', configs.WINDOW_SPANS, 'With --data .../span-{SPAN}: '
+                       'train on the newest this many spans (their eval splits are the '
+                       'gate\'s).', lower_bound=1, flag_values=fv)
+  flags.DEFINE_bool('warm-start', True, 'Start training from the served model (the newest '
+                    'version in the serving directory); --nowarm-start: from the initial '
+                    'weights.', flag_values=fv)
+  flags.DEFINE_string('base-model', '', 'Fine-tune this model (a SavedModel exported by this '
+                      'pipeline, or a serving folder) while nothing is served yet; the first '
+                      'candidate must beat it on your eval photos.', flag_values=fv)
+  flags.DEFINE_string('record-cache', None, 'Where ingestion keeps each photo\'s records, so '
+                      'that no photo is decoded and embedded twice (default: '
+                      f'<pipeline root>/{configs.RECORD_CACHE_DIR}; \'\' for none).',
+                      flag_values=fv)
   flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option; repeatable.',
                             flag_values=fv)
 
@@ -135,9 +160,14 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
       hyperparameters={hp.BATCH_SIZE: fv['batch-size'].value,
                        hp.LEARNING_RATE: fv['learning-rate'].value,
                        hp.LR_SCHEDULE: fv['lr-schedule'].value, hp.LOSS: fv.loss,
-                       hp.EPOCHS: fv['epochs'].value, hp.SEED: fv.seed},
+                       hp.EPOCHS: fv['epochs'].value, hp.SEED: fv.seed,
+                       hp.WARM_LEARNING_RATE: fv['warm-learning-rate'].value,
+                       hp.WARM_STEPS: fv['warm-steps'].value,
+                       hp.WARM_WARMUP: fv['warm-warmup'].value},
       min_improvement_over_gray=fv['min-improvement-over-gray'].value,
-      max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value)
+      max_regression=fv['max-regression'].value, keep_versions=fv['keep-versions'].value,
+      window_spans=fv['window-spans'].value, warm_start=fv['warm-start'].value,
+      base_model=fv['base-model'].value, record_cache=fv['record-cache'].value)
 
 
 def _run_flags(fv: flags.FlagValues) -> None:
@@ -179,7 +209,8 @@ def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None
         f'{verdict["ab_mse"]:.4f} against gray\'s {verdict["gray_ab_mse"]:.4f} ({ratio:.2f}x)')
   for failure in verdict['failed']:
     print(f'    failed gate: {failure}')
-  if verdict['blessed']:
+  print(f'  Trained from {verdict["warm_started_from"] or "the initial weights"}')
+  if verdict['pushed']:
     print(f'  Pushed {verdict["candidate"]}\n    as {verdict["served"]}')
   else:
     print(f'  Nothing pushed; serving {verdict["served"] or "no model yet"}')

@@ -11,6 +11,8 @@ PIPELINE_NAME = 'colorizer'
 # Ingestion
 EVAL_PERCENT = 10                # share of photos (by content hash) in Split-eval
 CROPS_PER_IMAGE = 1              # examples per photo: the centred square, then random crops
+WINDOW_SPANS = 4                 # the newest spans trained on (docs/pipeline.md, "New data")
+RECORD_CACHE_DIR = 'record_cache'  # under the pipeline root: each photo decoded once
 
 # Beam on the local machine: the DirectRunner's worker processes, one per core.
 LOCAL_BEAM_ARGS = ('--direct_running_mode=multi_processing', '--direct_num_workers=0')
@@ -21,7 +23,7 @@ EVAL_STEPS = 50
 
 # The Evaluator's gates and the push
 MIN_IMPROVEMENT_OVER_GRAY = 0.05  # ab-MSE must be at least 5% under the gray baseline's
-MAX_REGRESSION = 0.002            # and at most this much above the served model's
+MAX_REGRESSION = 0.0              # and at most this share above the served model's
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
 
 # `colorizer serve`: concurrent requests' photos share one model call (docs/serving.md).

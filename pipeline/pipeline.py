@@ -20,6 +20,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import evaluator as served_model_evaluator
 from components import example_gen
 from components import pusher
+from components import trainer as trainer_component
 from model import decoding
 from model import hyperparameters as hp
 from model import metrics
@@ -33,7 +34,8 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
                 max_regression: float = configs.MAX_REGRESSION) -> tfma.EvalConfig:
   """Colorization metrics for the candidate and the gray baseline, and the two gates:
   ab-MSE at most (1 - min_improvement_over_gray) times the gray baseline's (holds on a
-  first run too), and at most `max_regression` worse than the served model's."""
+  first run too), and at most (1 + max_regression) times the served model's (a change
+  threshold relative to the baseline, which TFMA skips when there is none)."""
   def metric(class_name: str, name: str, gray: bool, threshold=None):
     config = f'{{"name": "{name}", "gray": {str(gray).lower()}}}'
     return tfma.MetricConfig(class_name=class_name, module=_METRICS_MODULE, config=config,
@@ -42,7 +44,7 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
   thresholds = {
       'ab_mse': tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.LOWER_IS_BETTER,
-          absolute={'value': max_regression})),
+          relative={'value': max_regression})),
       'ab_mse_vs_gray': tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
           upper_bound={'value': 1.0 - min_improvement_over_gray})),
   }
@@ -71,30 +73,41 @@ def create_pipeline(
     min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_GRAY,
     max_regression: float = configs.MAX_REGRESSION,
     keep_versions: int = configs.KEEP_VERSIONS,
+    window_spans: int = configs.WINDOW_SPANS,
+    warm_start: bool = True,
+    base_model: str = '',
+    record_cache: Optional[str] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN}). What
+  """The pipeline over `data` (a folder or glob, local or gs://, may hold {SPAN}: the
+  newest `window_spans` spans are ingested). The Trainer starts from the served model
+  (`warm_start`), else from `base_model` (fine-tuning), else afresh. Ingestion's
+  `record_cache` is `<pipeline_root>/record_cache` unless given ('' for none). What
   each step asks of a cluster is added where it is compiled (kubeflow_runner)."""
   input_base, pattern = example_gen.input_base_and_pattern(data)
+  if record_cache is None:
+    record_cache = f'{pipeline_root.rstrip("/")}/{configs.RECORD_CACHE_DIR}'
   ingest = example_gen.PhotoExampleGen(
       input_base=input_base, pattern=pattern, eval_percent=eval_percent,
       embedding_weights=embedding_weights, max_megapixels=max_megapixels,
-      crops_per_image=crops_per_image)
+      crops_per_image=crops_per_image, window_spans=window_spans, record_cache=record_cache)
 
-  trainer = tfx.components.Trainer(
+  trainer = trainer_component.WarmStartTrainer(
       run_fn='model.trainer.run_fn',
       examples=ingest.outputs['examples'],
       train_args=tfx.proto.TrainArgs(num_steps=train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-      custom_config={**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights})
+      custom_config={**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights,
+                     hp.SERVING_DIR: serving_model_dir if warm_start else '',
+                     hp.BASE_MODEL: base_model}).with_id('Trainer')
 
   evaluator = served_model_evaluator.ServedModelEvaluator(
       examples=ingest.outputs['examples'],
       model=trainer.outputs['model'],
       eval_config=eval_config(min_improvement_over_gray, max_regression),
-      serving_dir=serving_model_dir).with_id('Evaluator')
+      serving_dir=serving_model_dir, base_model=base_model).with_id('Evaluator')
 
   # A placeholder without a preset key, so that the compiler names the blessing by the
   # Pusher's own input (`model_blessing`); `.future()` would name `_Evaluator.blessing`,

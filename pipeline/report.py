@@ -1,8 +1,10 @@
-"""report.html: the latest run's evaluation, read back from the artifacts in MLMD.
+"""report.html: the latest run's evaluation, and every run's, read back from MLMD.
 
 The candidate's metrics against the gray baseline and the served model, the gate
-decision, what is being served, and a grid of eval photos (gray input, model output,
-truth). The page is report.html, a template beside this module.
+decision, what is being served, a grid of eval photos (gray input, model output,
+truth), and the history of the runs in this metadata: each candidate's, served model's
+and gray baseline's ab-MSE on its eval split, which runs pushed, and the chain of warm
+starts. The page is report.html, a template beside this module.
 """
 import base64
 import datetime
@@ -17,9 +19,11 @@ from google.protobuf import text_format
 from PIL import Image
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
+from components import trainer as trainer_component
 from model import metrics
 from model import records
 from model import scaling
@@ -66,6 +70,101 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
           for source, row in zip(features['source'].numpy(), rows)]
 
 
+def _outputs(store, execution_id: int) -> Dict[str, object]:
+  """{output key: artifact} of an execution (a cached one's are the earlier outputs)."""
+  events = [e for e in store.get_events_by_execution_ids([execution_id])
+            if e.type == metadata_store_pb2.Event.OUTPUT]
+  artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+  return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
+
+
+def history(store) -> List[Dict]:
+  """One row per pipeline run that got as far as the Evaluator, oldest first: its
+  spans, the candidate's, served model's and gray baseline's ab-MSE on its eval split,
+  whether it was blessed and pushed, what its training started from."""
+  done = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+  rows = []
+  for run in sorted(store.get_contexts_by_type('pipeline_run'), key=lambda c: c.id):
+    by_node = {}
+    for execution in store.get_executions_by_context(run.id):
+      for context in store.get_contexts_by_execution(execution.id):
+        if context.type == 'node':
+          by_node[context.name.split('.')[-1]] = execution
+    evaluator = by_node.get('Evaluator')
+    if evaluator is None or evaluator.last_known_state not in done:
+      continue
+    evaluated = _outputs(store, evaluator.id)
+    blessing = evaluated['blessing']
+    has_baseline = 'baseline_model' in blessing.custom_properties
+    candidate = _metrics(evaluated['evaluation'].uri, 'candidate' if has_baseline else None)
+    served = (_metrics(evaluated['evaluation'].uri, 'baseline') if has_baseline else {})
+    model = _outputs(store, by_node['Trainer'].id).get('model') if 'Trainer' in by_node else None
+    examples = (_outputs(store, by_node['PhotoExampleGen'].id).get('examples')
+                if 'PhotoExampleGen' in by_node else None)
+    pushed = (_outputs(store, by_node['AtomicPusher'].id).get('pushed_model')
+              if 'AtomicPusher' in by_node else None)
+    rows.append({
+        'started': datetime.datetime.fromtimestamp(run.create_time_since_epoch / 1000)
+                   .isoformat(timespec='minutes'),
+        'spans': (examples.custom_properties['spans'].string_value
+                  if examples is not None and 'spans' in examples.custom_properties else ''),
+        'candidate': candidate.get('ab_mse'), 'gray': candidate.get('gray_ab_mse'),
+        'served': served.get('ab_mse'),
+        'blessed': blessing.custom_properties['blessed'].int_value == 1,
+        'pushed': (pushed.custom_properties['pushed_version'].string_value
+                   if pushed is not None and pushed.custom_properties['pushed'].int_value == 1
+                   else None),
+        'warm_started_from': (model.custom_properties[
+            trainer_component.WARM_STARTED_FROM_KEY].string_value if model is not None and
+            trainer_component.WARM_STARTED_FROM_KEY in model.custom_properties else ''),
+        'cached': evaluator.last_known_state == metadata_store_pb2.Execution.CACHED,
+    })
+  return rows
+
+
+def _chart(rows: List[Dict], width: int = 640, height: int = 220) -> str:
+  """An SVG line chart of the candidate's, served model's and gray baseline's ab-MSE
+  per run; a dot marks each run that pushed."""
+  series = (('candidate', '#1f5fbf'), ('served', '#2a8a2a'), ('gray', '#888'))
+  values = [row[key] for row in rows for key, _ in series if row[key] is not None]
+  if len(rows) < 2 or not values:
+    return ''
+  top, pad = max(values) * 1.1, 30
+  x = lambda i: pad + i * (width - 2 * pad) / (len(rows) - 1)
+  y = lambda v: height - pad - v / top * (height - 2 * pad)
+  parts = [f'<svg width="{width}" height="{height}" role="img" '
+           'aria-label="ab-MSE per run">',
+           f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+           'stroke="#ccc"/>',
+           f'<text x="{pad}" y="{pad - 10}" font-size="11">ab-MSE (0 to {top:.4f})</text>']
+  for key, colour in series:
+    points = ' '.join(f'{x(i):.1f},{y(row[key]):.1f}' for i, row in enumerate(rows)
+                      if row[key] is not None)
+    parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                 f'points="{points}"><title>{key}</title></polyline>')
+  for i, row in enumerate(rows):
+    if row['pushed']:
+      parts.append(f'<circle cx="{x(i):.1f}" cy="{y(row["candidate"]):.1f}" r="4" '
+                   f'fill="#1f5fbf"><title>run {i + 1} pushed {row["pushed"]}</title></circle>')
+    parts.append(f'<text x="{x(i) - 3:.1f}" y="{height - pad + 14}" font-size="11">{i + 1}</text>')
+  parts.append('</svg>')
+  return ''.join(parts)
+
+
+def _history_rows(rows: List[Dict]) -> str:
+  def cell(value):
+    return '' if value is None else f'{value:.4f}'
+
+  return ''.join(
+      f'<tr><td>{i + 1}</td><td>{html.escape(row["started"])}</td>'
+      f'<td>{html.escape(row["spans"])}</td><td>{cell(row["candidate"])}</td>'
+      f'<td>{cell(row["served"])}</td><td>{cell(row["gray"])}</td>'
+      f'<td>{"yes" if row["blessed"] else "no"}{" (cached)" if row["cached"] else ""}</td>'
+      f'<td>{html.escape(row["pushed"] or "")}</td>'
+      f'<td>{html.escape(os.path.basename(row["warm_started_from"]) or "initial weights")}</td>'
+      '</tr>' for i, row in enumerate(rows))
+
+
 def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict:
   """Writes report.html; returns the verdict for the terminal: blessed, the candidate's
   and the gray baseline's ab-MSE, the failed gates and the newest served version."""
@@ -75,10 +174,13 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
     evaluation = _newest(store, 'ModelEvaluation')
     blessing = _newest(store, 'ModelBlessing')
     examples = _newest(store, 'Examples')
-  if evaluation is None or blessing is None:
-    raise RuntimeError(f'{metadata_path} holds no evaluation: the pipeline did not get that far')
+    if evaluation is None or blessing is None:
+      raise RuntimeError(f'{metadata_path} holds no evaluation: the pipeline did not get '
+                         'that far')
+    runs = history(store)
 
   blessed = blessing.custom_properties['blessed'].int_value == 1
+  pushed = runs[-1]['pushed'] if runs else None
   candidate_uri = blessing.custom_properties['current_model'].string_value
   has_baseline = 'baseline_model' in blessing.custom_properties
   candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
@@ -102,8 +204,16 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
       '<tr>' + ''.join(f'<td><img src="{photo[key]}"></td>' for key, _ in photo_grid.COLUMNS)
       + f'<td>{html.escape(photo["source"])}</td></tr>'
       for photo in _grid(examples.uri, candidate_uri))
-  decision = ('<b class="ok">BLESSED</b> and pushed' if blessed else
-              '<b class="bad">NOT BLESSED</b>, not pushed')
+  if blessed and pushed:
+    decision = f'<b class="ok">BLESSED</b> and pushed as version {html.escape(pushed)}'
+  elif blessed:  # The Pusher refuses a blessing that a newer push has made stale.
+    decision = ('<b class="ok">BLESSED</b>, but not pushed: another model was served by '
+                'then (see the log)')
+  else:
+    decision = '<b class="bad">NOT BLESSED</b>, not pushed'
+  warm = runs[-1]['warm_started_from'] if runs else ''
+  decision += (f'. Its training started from <code>{html.escape(warm)}</code>' if warm else
+               '. Its training started from the initial weights')
   with open(PAGE_FILE, encoding='utf-8') as f:
     page = string.Template(f.read()).substitute(
         side=photo_grid.SIDE, written=datetime.datetime.now().isoformat(timespec='seconds'),
@@ -114,9 +224,10 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
         serving_dir=html.escape(serving_dir), versions=versions or 'none',
         metric_rows=metric_rows,
         grid_titles=''.join(f'<th>{title}</th>' for _, title in photo_grid.COLUMNS),
-        grid_rows=grid_rows)
+        grid_rows=grid_rows, history_chart=_chart(runs), history_rows=_history_rows(runs))
   with tf.io.gfile.GFile(report_path, 'w') as f:
     f.write(page)
-  return {'blessed': blessed, 'candidate': candidate_uri, 'failed': failed,
+  return {'blessed': blessed, 'pushed': pushed, 'warm_started_from': warm,
+          'candidate': candidate_uri, 'failed': failed,
           'ab_mse': candidate.get('ab_mse'), 'gray_ab_mse': candidate.get('gray_ab_mse'),
           'served': os.path.join(serving_dir, str(versions[-1])) if versions else None}

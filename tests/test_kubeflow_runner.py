@@ -203,9 +203,10 @@ def test_compile_usage_errors(args, message, tmp_path, capsys, monkeypatch):
 
 
 # The compiled pipeline run end to end under each backend's rules, twice: a first run
-# with nothing served (gated against gray only), then a run on a newer span whose
-# candidate must beat the served model by more than it can (max_regression -1), so only
-# the "no worse than the served model" gate can reject it. The gray gate is opened wide
+# with nothing served (gated against gray only), then a run on a newer span, warm-started
+# from the served model over a window of both spans, whose candidate must beat the
+# served model by more than it can (an ab-MSE under 0: max_regression -1), so only the
+# "no worse than the served model" gate can reject it. The gray gate is opened wide
 # (these runs train two steps): what is tested here is that each backend runs the spec,
 # resolves the span and gates against the served model; the gates' arithmetic is
 # test_pipeline's.
@@ -250,7 +251,7 @@ def run_twice(backend, suffix, image, folder):
   cluster = kfp_backend.Cluster(str(folder / 'cluster'), image, backend)
   write_span(photos, 1, 6)
   first = cluster.run(compile_for_test(folder / f'first{suffix}', root, photos), str(root))
-  served = pusher.served_model(str(root / 'serving_model'))
+  served = serving.served_model(str(root / 'serving_model'))
   write_span(photos, 2, 4)
   (photos / 'span-2' / 'broken.jpg').write_bytes(b'\xff\xd8 not a photo')
   second = cluster.run(
@@ -302,20 +303,27 @@ def test_the_compiled_pipeline_runs_and_gates_against_the_served_model(backend, 
   served = result['served_after_first']
   assert serving.numbered_versions(result['serving_dir']) == [int(os.path.basename(served))]
 
-  # The newer span is ingested, not served from the cache, and everything after it runs.
+  # The newer span is ingested, not served from the cache, and everything after it runs:
+  # the window holds both spans, span 1's photos read back from the record cache, and
+  # the Trainer starts from the version the first run pushed.
   assert second.states == {**dict.fromkeys(EXPECTED_TASKS, 'SUCCEEDED'),
                            'AtomicPusher': 'SKIPPED'}
   examples = second.outputs['PhotoExampleGen']['examples']['artifacts'][0]
-  assert examples['metadata']['custom:span'] == 2
+  assert examples['metadata']['custom:span'] == 2 and examples['metadata']['spans'] == '[1, 2]'
   report = json.load(open(os.path.join(examples['uri'], 'ingest_report.json')))
-  assert report['total'] == 5 and report['written'] == 4
+  assert report['total'] == 11 and report['written'] == 10 and report['reused'] == 6
   assert report['rejected'] == {'not_an_image': 1}
-  assert {f['source'].split('/')[-2] for f in report['files']} == {'span-2'}
+  assert {f['source'].split('/')[-2] for f in report['files'] if f.get('reused')} == {'span-1'}
+  assert {f['source'].split('/')[-2] for f in report['files'] if not f.get('reused')} == {
+      'span-2'}
+  model = second.outputs['Trainer']['model']['artifacts'][0]['metadata']
+  assert model['warm_started_from'] == served
+  assert 'warm_started_from' not in first.outputs['Trainer']['model']['artifacts'][0]['metadata']
   blessing = second.outputs['Evaluator']['blessing']['artifacts'][0]['metadata']
   assert blessing['blessed'] == 0 and blessing['baseline_model'] == served
   evaluation = second.outputs['Evaluator']['evaluation']['artifacts'][0]['uri']
   assert validation_failures(evaluation) == {('ab_mse', True)}
-  assert pusher.served_model(result['serving_dir']) == served
+  assert serving.served_model(result['serving_dir']) == served
 
   # TFMA loaded the served model from under the pipeline root, where Dataflow's workers
   # can read it (not the pod's disk, nor its FUSE mount), and the copy is gone.
