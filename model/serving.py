@@ -29,7 +29,7 @@ The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
 """
 import os
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -174,12 +174,24 @@ def numbered_versions(serving_dir: str) -> List[int]:
   return sorted(int(name.rstrip('/')) for name in names if name.rstrip('/').isdigit())
 
 
+def newest_version(serving_dir: str) -> Optional[str]:
+  """The newest numbered version in a serving folder that a model server can load, or
+  None. One without `saved_model.pb` is a push in progress or one that died: on gs://
+  the Pusher copies that file after every other but its marker (components/pusher.py)."""
+  for version in reversed(numbered_versions(serving_dir)):
+    path = os.path.join(serving_dir, str(version))
+    if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
+      return path
+  return None
+
+
 def latest_version(model_dir: str) -> str:
   """A SavedModel folder, or a serving folder of numbered versions -> the SavedModel
-  folder to load (the highest version)."""
+  folder to load (`newest_version`)."""
   if tf.io.gfile.exists(os.path.join(model_dir, 'saved_model.pb')):
     return model_dir
-  versions = numbered_versions(model_dir)
-  if not versions:
-    raise ValueError(f'{model_dir} holds neither a SavedModel nor numbered versions of one')
-  return os.path.join(model_dir, str(max(versions)))
+  version = newest_version(model_dir)
+  if version is None:
+    raise ValueError(f'{model_dir} holds neither a SavedModel nor a complete numbered '
+                     'version of one')
+  return version
