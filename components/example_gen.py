@@ -16,6 +16,7 @@ resolves, the others found by the same `{SPAN}` pattern) are ingested together, 
 one Examples artifact of the newest span; with a `record_cache`, only photos no run has
 ingested before with the same settings are decoded and embedded.
 """
+import hashlib
 import json
 import os
 import re
@@ -116,6 +117,40 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
 
 
+def input_fingerprint(split_name: str, pattern: str) -> str:
+  """The fingerprint of the files ingestion would read (`ingest.matched_files`: every
+  file below a folder, at any depth), for TFX's cache. TFX's own
+  (tfx/utils/io_utils.py, generate_fingerprint) globs with tf.io.gfile, whose `**`
+  reaches one level: a photo added further down, or on gs:// in any sub-prefix (which
+  stats as 0 bytes at time 0), left it unchanged, and the cache reused the old Examples."""
+  files = sorted(ingest.matched_files(pattern), key=lambda metadata: metadata.path)
+  digest = hashlib.sha256()
+  for metadata in files:
+    digest.update(f'{metadata.path}\0{metadata.size_in_bytes}\0'
+                  f'{metadata.last_updated_in_seconds}\n'.encode())
+  return (f'split:{split_name},num_files:{len(files)},'
+          f'total_bytes:{sum(m.size_in_bytes for m in files)},sha256:{digest.hexdigest()}')
+
+
+class PhotoInputProcessor(input_processor.FileBasedInputProcessor):
+  """TFX's span and version resolution, with `input_fingerprint` as the fingerprint."""
+
+  def resolve_span_and_version(self) -> Tuple[int, Optional[int]]:
+    span, version = super().resolve_span_and_version()
+    self._fingerprint = '\n'.join(
+        input_fingerprint(split.name, os.path.join(
+            self._input_base_uri, self.get_pattern_for_span_version(split.pattern, span, version)))
+        for split in self._splits)
+    return span, version
+
+
+class PhotoExampleGenDriver(example_gen_driver.FileBasedDriver):
+  """The local runner's driver (TFX's), with PhotoInputProcessor."""
+
+  def get_input_processor(self, splits, range_config=None, input_base_uri=None):
+    return PhotoInputProcessor(input_base_uri, splits, range_config)
+
+
 def resolve_span(exec_properties: Dict[str, Any],
                  examples: types.Artifact) -> Dict[str, Any]:
   """What TFX's ingestion driver does before the executor (span, version, input
@@ -128,7 +163,7 @@ def resolve_span(exec_properties: Dict[str, Any],
   range_json = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
   range_config = (proto_utils.json_to_proto(range_json, range_config_pb2.RangeConfig())
                   if range_json else None)
-  processor = input_processor.FileBasedInputProcessor(
+  processor = PhotoInputProcessor(
       exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits,
       range_config)
   span, version = processor.resolve_span_and_version()
@@ -179,6 +214,7 @@ class PhotoExampleGen(FileBasedExampleGen):
 
   SPEC_CLASS = PhotoExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+  DRIVER_CLASS = PhotoExampleGenDriver
 
   def __init__(self, input_base: str, pattern: str = '**',
                eval_percent: int = 10, embedding_weights: str = embedding.IMAGENET,

@@ -34,7 +34,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference import base as inference
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -159,6 +159,20 @@ def read(path: str) -> bytes:
     return f.read()
 
 
+def is_folder_object(path: str) -> bool:
+  """A zero-byte object named like `photos/` or `photos/sub/`: the Cloud console's
+  "Create folder" and tf.io.gfile.makedirs leave them in a bucket, and Beam's match of
+  `photos/**` returns them with the files. They are no files."""
+  return path.endswith('/')
+
+
+def matched_files(pattern: str) -> List[FileMetadata]:
+  """The files matching `pattern` (local or gs://; `**` at any depth), as MatchPhotos
+  finds them."""
+  return [metadata for metadata in FileSystems.match([pattern])[0].metadata_list
+          if not is_folder_object(metadata.path)]
+
+
 class MatchPhotos(beam.PTransform):
   """PBegin -> str: the path of every file matching the pattern, or any of the
   patterns (local or gs://)."""
@@ -174,15 +188,13 @@ class MatchPhotos(beam.PTransform):
       matched = (pbegin
                  | 'Patterns' >> beam.Create(self._patterns)
                  | 'Match' >> fileio.MatchAll())
-    return matched | 'Path' >> beam.Map(lambda metadata: metadata.path)
+    return matched | 'Path' >> beam.FlatMap(
+        lambda metadata: [] if is_folder_object(metadata.path) else [metadata.path])
 
 
 class _HashFn(beam.DoFn):
 
   def process(self, path: str):
-    if path.endswith('/'):
-      yield _rejected(path, 'unreadable', 'a directory, not a file')
-      return
     try:
       data = read(path)
     except (OSError, IOError) as e:
@@ -513,7 +525,7 @@ def splits_from_eval_percent(eval_percent: int, both: bool = False) -> List[Tupl
 
 def check_matches(pattern: str) -> int:
   """Fails early, and clearly, when the pattern matches no file at all."""
-  count = len(FileSystems.match([pattern])[0].metadata_list)
+  count = len(matched_files(pattern))
   if not count:
     raise ValueError(f'no files match {pattern!r}')
   return count

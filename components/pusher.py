@@ -29,6 +29,7 @@ from tfx.utils import json_utils
 from tfx.utils import proto_utils
 
 from model import serving
+from model import storage
 
 KEEP_VERSIONS = 'keep_versions'
 _INCOMING = '.incoming-'
@@ -60,17 +61,18 @@ def push_atomically(model_path: str, serving_dir: str, keep_versions: int) -> st
     if is_complete(newest) and _pushed_from(newest) == model_path:
       logging.info('%s is already served as %s', model_path, newest)
       return newest
-    if '://' in serving_dir and not fileio.exists(os.path.join(newest, 'saved_model.pb')):
+    if (storage.is_object_store(serving_dir)
+        and not fileio.exists(os.path.join(newest, 'saved_model.pb'))):
       logging.warning('%s was left incomplete by an earlier push; pushing into it', newest)
       version = existing[-1]
   final = os.path.join(serving_dir, str(version))
-  fileio.makedirs(serving_dir)
-  if '://' in serving_dir:
+  if storage.is_object_store(serving_dir):
     io_utils.copy_dir(model_path, final, deny_regex_patterns=[r'saved_model\.pb'])
     io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
                        os.path.join(final, 'saved_model.pb'))
     _write_pushed_from(final, model_path)
   else:
+    fileio.makedirs(serving_dir)
     staged = os.path.join(serving_dir, f'{_INCOMING}{version}')
     io_utils.copy_dir(model_path, staged)
     _write_pushed_from(staged, model_path)

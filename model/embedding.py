@@ -16,12 +16,14 @@ import logging
 import os
 import socket
 import tempfile
+import uuid
 from typing import Optional
 
 import tensorflow as tf
 
 from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
 from model import scaling
+from model import storage
 from model.hyperparameters import AUTO, IMAGENET, RANDOM  # the names resolve_weights takes
 
 RANDOM_INIT = 'random-init'
@@ -94,34 +96,41 @@ def stage_weights(destination: str, source: Optional[str] = None) -> EmbeddingWe
 
   `source` defaults to the ImageNet weights in the Keras cache (downloaded there first if
   missing, checked against Keras's md5); another file must load into the network. The
-  copy lands under a temporary name, is renamed, and is checked against the source's
-  sha256; staging the same file again is a no-op.
+  copy is checked against the source's sha256 (and removed if it differs); staging the
+  same file again is a no-op. A bucket gets the file straight under its name, in one
+  upload (an object appears only once its upload is complete); a disk, under another
+  name, then renamed.
   """
   if not destination.endswith('.h5'):
     raise ValueError(f'--to {destination!r}: name the destination file, ending in .h5 '
                      '(Keras reads weights files by their extension)')
   if source is None:
     source = imagenet_weights_file()
+    expected = file_sha256(source)
   elif not tf.io.gfile.exists(source):
     raise ValueError(f'--from {source!r}: no such file')
   else:
+    expected = file_sha256(source)
     try:
-      _build(_local_copy(source))
+      _build(_local_copy(source, expected))
     except Exception as e:  # pylint: disable=broad-except
       raise ValueError(f'--from {source!r} does not load into Inception-ResNet-v2 '
                        f'(299x299, with the 1000-class top): {e}') from e
-  expected = file_sha256(source)
   if tf.io.gfile.exists(destination):
     if file_sha256(destination) == expected:
       return EmbeddingWeights(destination, expected)
     raise ValueError(f'--to {destination!r} already holds other weights; choose another '
                      'name (runs recorded with those weights refer to it)')
-  tf.io.gfile.makedirs(os.path.dirname(destination))
-  partial = destination + '.partial'
-  tf.io.gfile.copy(source, partial, overwrite=True)
-  tf.io.gfile.rename(partial, destination)
+  if storage.is_object_store(destination):
+    tf.io.gfile.copy(source, destination)
+  else:
+    tf.io.gfile.makedirs(os.path.dirname(destination))
+    partial = f'{destination}.{uuid.uuid4().hex}.partial'
+    tf.io.gfile.copy(source, partial)
+    tf.io.gfile.rename(partial, destination)
   actual = file_sha256(destination)
   if actual != expected:
+    tf.io.gfile.remove(destination)
     raise RuntimeError(f'{destination}: sha256 {actual} after copying, {expected} before')
   return EmbeddingWeights(destination, actual)
 
@@ -160,15 +169,24 @@ def _build(weights_file: Optional[str]) -> tf.keras.Model:
       weights=weights_file, input_shape=(size, size, 3), include_top=True)
 
 
-def _local_copy(uri: str) -> str:
-  """Keras loads weights from a local file only: copy gs:// and other remote files."""
+def _local_copy(uri: str, sha256: str) -> str:
+  """Keras loads weights from a local file only: gs:// and other remote files are copied
+  once per machine, named by their sha256. Each process copies into a partial file of
+  its own and renames it into place, so that the processes of one machine (Dataflow's
+  workers, the multi-processing DirectRunner) never publish each other's half-written
+  copies."""
   if os.path.exists(uri):
     return uri
-  local = os.path.join(tempfile.gettempdir(), 'colorizer-weights', os.path.basename(uri))
+  local = os.path.join(tempfile.gettempdir(), 'colorizer-weights', f'{sha256}.h5')
   if not os.path.exists(local):
     os.makedirs(os.path.dirname(local), exist_ok=True)
-    tf.io.gfile.copy(uri, local + '.partial', overwrite=True)
-    os.replace(local + '.partial', local)
+    partial = f'{local}.{os.getpid()}-{uuid.uuid4().hex}.partial'
+    try:
+      tf.io.gfile.copy(uri, partial)
+      os.replace(partial, local)
+    finally:
+      if os.path.exists(partial):
+        os.remove(partial)
   return local
 
 
@@ -179,7 +197,7 @@ def build_embedder(weights: EmbeddingWeights) -> tf.keras.Model:
     model = _random_model()
     actual = _random_fingerprint()
   else:
-    local = _local_copy(weights.uri)
+    local = _local_copy(weights.uri, weights.fingerprint)
     actual = file_sha256(local)
     model = _build(local)
   if actual != weights.fingerprint:

@@ -220,8 +220,9 @@ def numbered_versions(serving_dir: str) -> List[int]:
 
 
 def served_model(serving_dir: str) -> Optional[str]:
-  """The newest version in `serving_dir` that a model server can load (one with its
-  saved_model.pb: a push in progress or one that died has none), or None."""
+  """The newest numbered version in a serving folder that a model server can load, or
+  None. One without `saved_model.pb` is a push in progress or one that died: on gs://
+  the Pusher copies that file after every other but its marker (components/pusher.py)."""
   for version in reversed(numbered_versions(serving_dir)):
     path = os.path.join(serving_dir, str(version))
     if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
@@ -231,10 +232,11 @@ def served_model(serving_dir: str) -> Optional[str]:
 
 def latest_version(model_dir: str) -> str:
   """A SavedModel folder, or a serving folder of numbered versions -> the SavedModel
-  folder to load (the highest version)."""
+  folder to load (`served_model`)."""
   if tf.io.gfile.exists(os.path.join(model_dir, 'saved_model.pb')):
     return model_dir
-  versions = numbered_versions(model_dir)
-  if not versions:
-    raise ValueError(f'{model_dir} holds neither a SavedModel nor numbered versions of one')
-  return os.path.join(model_dir, str(max(versions)))
+  version = served_model(model_dir)
+  if version is None:
+    raise ValueError(f'{model_dir} holds neither a SavedModel nor a complete numbered '
+                     'version of one')
+  return version

@@ -39,6 +39,12 @@ short and a long run and dividing the extra items by the extra time.
                           `from_examples` and `transform_features` calls with the same
                           metrics updated in plain TensorFlow, on the same records  >= 0.5
   evaluator_rss_ratio     peak memory of the Evaluator on 10x the eval examples / 1x  <= 1.2
+  colorize_gcs_requests_per_photo  HTTP requests to Cloud Storage per photo of a colorize
+                          job from a bucket to a bucket (reported, no goal)
+  push_gcs_requests_per_mb  HTTP requests of a push to a bucket per MB of the model
+                          (reported; push_gcs_requests: per version)
+The last two are counted by the emulator of scripts/with-gcs-emulator (make bench runs
+under it); elsewhere they are not measured, and the table says so.
 """
 import base64
 import concurrent.futures
@@ -55,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from typing import Callable, Dict, List, Optional, Sequence
 
 import apache_beam as beam
@@ -71,6 +78,7 @@ from tfx.utils import proto_utils
 
 from components import evaluator as served_model_evaluator
 from components import ingest
+from components import pusher
 from model import cropping
 from model import decoding
 from model import embedding
@@ -131,6 +139,7 @@ class Sizes:
   eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
   serve_clients: int = 8            # posting 256x256 JPEGs to `colorizer serve` at once
   serve_photos_per_client: int = 8
+  gcs_photos: int = 8               # colorize from a bucket: this many photos, then twice as many
 
 
 FULL = Sizes()
@@ -139,7 +148,7 @@ TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_s
              fullres_calls=1, rss_copies=2, rss_side_by_side=True, photo_limit=3,
              beam_args=IN_MEMORY, colorize_photos=2, colorize_short_photos=2, eval_examples=2,
              eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2,
-             serve_clients=2, serve_photos_per_client=1)
+             serve_clients=2, serve_photos_per_client=1, gcs_photos=1)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -652,6 +661,41 @@ def bench_colorize_rss(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
           f'colorize_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies]}
 
 
+def _gcs_requests() -> int:
+  """HTTP requests sent to the emulator so far (its log: a line each)."""
+  with open(os.environ['GCS_EMULATOR_REQUEST_LOG']) as f:
+    return sum(1 for _ in f)
+
+
+def bench_gcs_requests(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+  """HTTP requests to Cloud Storage, as the emulator counts them: a colorize job from a
+  bucket to a bucket per photo (a run on 2n photos minus one on n: the job's own
+  requests, matching and the report, cancel out; the model is local), and a push of
+  `export_dir` to a bucket, per version and per MB. {} outside the emulator."""
+  if 'GCS_EMULATOR_REQUEST_LOG' not in os.environ:
+    return {}
+  bucket = f'gs://{os.environ["GCS_EMULATOR_BUCKETS"].split()[0]}/bench-{uuid.uuid4().hex[:8]}'
+  counts = {}
+  for count in (sizes.gcs_photos, 2 * sizes.gcs_photos):
+    photos = f'{bucket}/photos-{count}'
+    for path in square_photos(os.path.join(workdir, f'gcs-photos-{count}'), count):
+      tf.io.gfile.copy(path, f'{photos}/{os.path.basename(path)}')
+    before = _gcs_requests()
+    report = colorize.colorize([photos], export_dir, f'{bucket}/colorized-{count}',
+                               beam_args=IN_MEMORY)
+    counts[count] = _gcs_requests() - before
+    assert report['written'] == count, report['rejected']
+  megabytes = sum(os.path.getsize(os.path.join(root, name))
+                  for root, _, names in os.walk(export_dir) for name in names) / 1e6
+  before = _gcs_requests()
+  pusher.push_atomically(export_dir, f'{bucket}/serving_model', keep_versions=0)
+  push = _gcs_requests() - before
+  return {'colorize_gcs_requests_per_photo':
+              (counts[2 * sizes.gcs_photos] - counts[sizes.gcs_photos]) / sizes.gcs_photos,
+          'push_gcs_requests': push, 'push_megabytes': megabytes,
+          'push_gcs_requests_per_mb': push / megabytes}
+
+
 def write_eval_split(records_dir: str, folder: str, count: int) -> str:
   """`folder` laid out as an Examples artifact whose eval split holds `count` records: the
   ingested ones (both splits) in turn, each serialized anew with its own `source` (`#<n>`
@@ -813,6 +857,8 @@ def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
   results.update(bench_colorize_fullres(workdir, export_dir, sizes))
   log('peak memory of colorize, 1x and 10x the photos ...')
   results.update(bench_colorize_rss(workdir, export_dir, sizes))
+  log('HTTP requests to Cloud Storage of colorize and the push ...')
+  results.update(bench_gcs_requests(workdir, export_dir, sizes))
   log('Evaluator (TFMA) vs raw batched from_examples and the same metrics ...')
   results.update(bench_evaluator(workdir, results['records_dir'], export_dir, sizes))
   log('peak memory of the Evaluator, 1x and 10x the eval examples ...')
@@ -842,6 +888,15 @@ def table(results: Dict) -> str:
               f'{results["train_precision"]}) | {results["train_step_s"]:.2f} | reported | |')
   rows.append(f'| `colorize_fullres_s` (seconds per {results["colorize_fullres_megapixels"]:g} '
               f'MP photo in the job) | {results["colorize_fullres_s"]:.2f} | reported | |')
+  if 'push_gcs_requests' in results:
+    rows.append(f'| `colorize_gcs_requests_per_photo` (HTTP requests, bucket to bucket) | '
+                f'{results["colorize_gcs_requests_per_photo"]:.1f} | reported | |')
+    rows.append(f'| `push_gcs_requests_per_mb` ({results["push_gcs_requests"]} HTTP requests '
+                f'for {results["push_megabytes"]:.0f} MB) | '
+                f'{results["push_gcs_requests_per_mb"]:.2f} | reported | |')
+  else:
+    rows.append('| `colorize_gcs_requests_per_photo`, `push_gcs_requests_per_mb` | not '
+                'measured: run under scripts/with-gcs-emulator (make bench does) | | |')
   return '\n'.join(rows)
 
 

@@ -183,6 +183,7 @@ def _run_flags(fv: flags.FlagValues) -> None:
 def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import run_log  # pylint: disable=import-outside-toplevel
   output_root = fv['output-root'].value
+  run_log.check_local(output_root)
   log = run_log.path(output_root)
   start = time.time()
   print(f'Running the pipeline; the libraries\' messages go to {log}')

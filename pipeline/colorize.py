@@ -13,10 +13,12 @@ The job, step by step (each a PTransform; rejects and skips leave through side o
   WriteReport     FileStatus           -> <out>/colorize_report.json
 
 Every matched file ends as one FileStatus: written, skipped (its output exists: an
-earlier run did it) or rejected with a reason. Outputs are written under a temporary
-name in `<out>/.colorize-tmp/` and renamed into place, so an output that exists is
-complete and a killed run loses only the photos in flight; the next run skips what is
-done and removes the leftovers.
+earlier run did it) or rejected with a reason. An output that exists is complete, so a
+killed run loses only the photos in flight and the next run skips what is done: on disk
+outputs are written under a temporary name in `<out>/.colorize-tmp/` and renamed into
+place (the next run removes the leftovers); in a bucket each is written straight to its
+name, since an object appears only once its upload is complete (model.storage). The
+model is the version that was newest when the job started, in every worker.
 
 One input file runs the same job in this process (ONE_FILE_BEAM_ARGS): the start-up of
 worker processes, each loading the model, costs more than the photo.
@@ -41,6 +43,7 @@ from model import decoding
 from model import full_resolution
 from model import scaling
 from model import serving
+from model import storage
 from pipeline import configs
 
 REPORT_FILE = 'colorize_report.json'
@@ -114,7 +117,7 @@ def input_roots(inputs: Iterable[str]) -> List[Tuple[str, str]]:
   mirrored under --out."""
   roots = []
   for item in inputs:
-    if '://' not in item:
+    if not storage.is_object_store(item):
       item = os.path.abspath(item)
     if tf.io.gfile.isdir(item):
       roots.append((ingest.file_pattern(item), item.rstrip('/')))
@@ -257,8 +260,8 @@ def model_size_units(pixels: int, batch_size: int) -> int:
 
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
   """RunInference handler: batches of Photos -> the model's ab, through the SavedModel's
-  batched `from_l` signature at the model's size (embedding inside). The SavedModel is
-  loaded once per worker process."""
+  batched `from_l` signature at the model's size (embedding inside). The SavedModel (a
+  folder of one, not a serving folder) is loaded once per worker process."""
 
   def __init__(self, model_dir: str, batch_size: int = BATCH_SIZE):
     super().__init__()
@@ -268,7 +271,7 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
   def load_model(self):
     # The loaded object, not its signature: the signature alone does not keep the
     # variables alive.
-    return tf.saved_model.load(serving.latest_version(self._model_dir))
+    return tf.saved_model.load(self._model_dir)
 
   def run_inference(self, batch: Sequence[Photo], model, inference_args=None
                     ) -> Iterable[inference.PredictionResult]:
@@ -368,16 +371,20 @@ class EncodePhotos(beam.PTransform):
 
 
 def write(photo: Photo, data: bytes, tmp_dir: str) -> FileStatus:
-  """Writes under a temporary name, then renames into place: an output that exists is
-  complete."""
+  """Writes the output so that one that exists is complete: in a bucket straight to its
+  name, on disk under a temporary name in `tmp_dir`, then renamed into place."""
   source, output = photo.source, photo.output
-  partial = os.path.join(tmp_dir, f'{uuid.uuid4().hex}{os.path.splitext(output)[1]}')
   try:
-    tf.io.gfile.makedirs(tmp_dir)
-    with tf.io.gfile.GFile(partial, 'wb') as f:
-      f.write(data)
-    tf.io.gfile.makedirs(os.path.dirname(output))
-    tf.io.gfile.rename(partial, output, overwrite=True)
+    if storage.is_object_store(output):
+      with tf.io.gfile.GFile(output, 'wb') as f:
+        f.write(data)
+    else:
+      partial = os.path.join(tmp_dir, f'{uuid.uuid4().hex}{os.path.splitext(output)[1]}')
+      tf.io.gfile.makedirs(tmp_dir)
+      with tf.io.gfile.GFile(partial, 'wb') as f:
+        f.write(data)
+      tf.io.gfile.makedirs(os.path.dirname(output))
+      tf.io.gfile.rename(partial, output, overwrite=True)
   except (OSError, tf.errors.OpError) as e:
     return _rejected(source, 'unwritable', getattr(e, 'message', None) or str(e))
   return _count(FileStatus(source, 'written', output=output,
@@ -396,7 +403,9 @@ class WriteOutputs(beam.PTransform):
 
 
 class ColorizePhotos(beam.PTransform):
-  """PBegin -> FileStatus of every file the INPUT roots match, writing the outputs."""
+  """PBegin -> FileStatus of every file the INPUT roots match, writing the outputs.
+  `model_dir` is resolved here, once (`serving.latest_version`): every worker loads that
+  version, whatever is pushed while the job runs."""
 
   def __init__(self, roots: Sequence[Tuple[str, str]], model_dir: str, out: str,
                fmt: str = 'auto', jpeg_quality: int = decoding.JPEG_QUALITY,
@@ -404,7 +413,8 @@ class ColorizePhotos(beam.PTransform):
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                batch_size: int = BATCH_SIZE):
     super().__init__()
-    self._roots, self._model_dir, self._out, self._fmt = roots, model_dir, out, fmt
+    self.model = serving.latest_version(model_dir)
+    self._roots, self._out, self._fmt = roots, out, fmt
     self._quality, self._overwrite = jpeg_quality, overwrite
     self._max_megapixels, self._batch_size = max_megapixels, batch_size
 
@@ -414,7 +424,7 @@ class ColorizePhotos(beam.PTransform):
     todo = claimed.claimed | 'SkipDone' >> SkipDone(self._overwrite, self._out)
     decoded = todo.todo | 'DecodeInputs' >> DecodeInputs(self._max_megapixels)
     encoded = (decoded.photos
-               | 'ColorizeBatches' >> ColorizeBatches(self._model_dir, self._batch_size)
+               | 'ColorizeBatches' >> ColorizeBatches(self.model, self._batch_size)
                | 'Recombine' >> Recombine()
                | 'EncodePhotos' >> EncodePhotos(self._quality))
     written = encoded.encoded | 'WriteOutputs' >> WriteOutputs(os.path.join(self._out, TMP_DIR))
@@ -424,7 +434,7 @@ class ColorizePhotos(beam.PTransform):
 
 # ---- The report ----
 
-def make_report(statuses: List[FileStatus]) -> dict:
+def make_report(statuses: List[FileStatus], model: str) -> dict:
   rejected = {}
   for status in statuses:
     if status.status == 'rejected':
@@ -432,6 +442,7 @@ def make_report(statuses: List[FileStatus]) -> dict:
   files = [{key: value for key, value in status._asdict().items() if value is not None}
            for status in sorted(statuses, key=lambda s: s.source)]
   return {
+      'model': model,
       'total': len(statuses),
       'written': sum(status.status == 'written' for status in statuses),
       'skipped': sum(status.status == 'skipped' for status in statuses),
@@ -441,24 +452,26 @@ def make_report(statuses: List[FileStatus]) -> dict:
   }
 
 
-def write_report(statuses: List[FileStatus], uri: str) -> dict:
-  report = make_report(statuses)
+def write_report(statuses: List[FileStatus], uri: str, model: str) -> dict:
+  report = make_report(statuses, model)
   with tf.io.gfile.GFile(uri, 'w') as f:
     json.dump(report, f, indent=1)
   return report
 
 
 class WriteReport(beam.PTransform):
-  """FileStatus -> the JSON report at `uri`, in the shape of ingestion's."""
+  """FileStatus -> the JSON report at `uri`, in the shape of ingestion's, naming the
+  model version that colourized the photos."""
 
-  def __init__(self, uri: str):
+  def __init__(self, uri: str, model: str):
     super().__init__()
     self._uri = uri
+    self._model = model
 
   def expand(self, statuses):
     return (statuses
             | 'Collect' >> beam.combiners.ToList()
-            | 'Write' >> beam.Map(write_report, self._uri))
+            | 'Write' >> beam.Map(write_report, self._uri, self._model))
 
 
 # ---- Running it ----
@@ -470,8 +483,10 @@ def pipeline_options(beam_args: Sequence[str] = ()) -> PipelineOptions:
 
 
 def _remove_partials(out: str) -> None:
-  """A killed run's half-written files: never outputs, since only complete ones are
-  renamed into place."""
+  """A killed run's half-written files on disk: never outputs, since only complete ones
+  are renamed into place. (A bucket has none: outputs go straight to their names.)"""
+  if storage.is_object_store(out):
+    return
   tmp_dir = os.path.join(out, TMP_DIR)
   if tf.io.gfile.exists(tmp_dir):
     tf.io.gfile.rmtree(tmp_dir)
@@ -487,18 +502,19 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
     raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
   roots = input_roots(inputs)
   count = sum(ingest.check_matches(pattern) for pattern, _ in roots)
-  if '://' not in out:
+  if not storage.is_object_store(out):  # A bucket needs no folders, nor folder objects.
     out = os.path.abspath(out)
-  tf.io.gfile.makedirs(out)
+    tf.io.gfile.makedirs(out)
   _remove_partials(out)
   report_uri = os.path.join(out, REPORT_FILE)
   if count == 1 and not beam_args:
     beam_args = ONE_FILE_BEAM_ARGS
+  job = ColorizePhotos(roots, model_dir, out, fmt, jpeg_quality, overwrite, max_megapixels,
+                       batch_size)
   with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
     _ = (pipeline
-         | 'ColorizePhotos' >> ColorizePhotos(roots, model_dir, out, fmt, jpeg_quality,
-                                              overwrite, max_megapixels, batch_size)
-         | 'WriteReport' >> WriteReport(report_uri))
+         | 'ColorizePhotos' >> job
+         | 'WriteReport' >> WriteReport(report_uri, job.model))
   _remove_partials(out)
   with tf.io.gfile.GFile(report_uri) as f:
     return json.load(f)
@@ -524,7 +540,8 @@ def print_summary(report: dict, out: str, seconds: float) -> None:
               for f in report['files'] if 'read_at_8_bits' in f],
              'read at 8 bits in the report')
   print(f'Colourized {report["written"]} of {report["total"]} files into {out} in '
-        f'{seconds:.0f} s: {report["skipped"]} skipped (already done), {rejected} rejected'
+        f'{seconds:.0f} s with {report["model"]}: {report["skipped"]} skipped (already '
+        f'done), {rejected} rejected'
         f'{f" ({reasons})" if reasons else ""}'
         f'{f"; 16-bit colour read at 8 bits: {eight_bits}" if eight_bits else ""}; '
         f'report {os.path.join(out, REPORT_FILE)}')
@@ -537,8 +554,8 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
   files = []
   for item in inputs:
     if tf.io.gfile.isdir(item):
-      files += sorted(os.path.join(root, name) for root, _, names in tf.io.gfile.walk(item)
-                      for name in names)
+      files += sorted(metadata.path
+                      for metadata in ingest.matched_files(ingest.file_pattern(item)))
     elif tf.io.gfile.exists(item):
       files.append(item)
     else:

@@ -46,7 +46,8 @@ def evaluate(model_dir: str, data: str,
   photos in `data` (a folder, a glob or a file); returns the figures, the scored files
   and the skipped ones with their reasons."""
   files = colorize.expand_inputs([data])
-  loaded = tf.saved_model.load(serving.latest_version(model_dir))
+  model_dir = serving.latest_version(model_dir)
+  loaded = tf.saved_model.load(model_dir)
   if serving.FROM_L not in loaded.signatures:
     raise ValueError(f'{model_dir} has no {serving.FROM_L} signature: it was exported by an older '
                      'version of the colorizer; export it again (rerun the pipeline)')
@@ -102,7 +103,7 @@ def run(model_dir: str, data: str, out: Optional[str], grid: Optional[str],
     print(f'colorizer evaluate: skipped {entry["source"]}: {entry["reason"]}: '
           f'{entry["detail"]}', file=sys.stderr)
   print(f'Scored {result["photos"]} photos ({len(result["skipped"])} skipped) with '
-        f'{serving.latest_version(model_dir)}, at {scaling.IMAGE_SIZE}x'
+        f'{result["model"]}, at {scaling.IMAGE_SIZE}x'
         f'{scaling.IMAGE_SIZE} (the centred square):\n\n{table(result)}')
   if out:
     with tf.io.gfile.GFile(out, 'w') as f:

@@ -57,6 +57,7 @@ def run(data: str, output_root: str, beam_args: Optional[List[str]] = None, **op
   """Runs the pipeline over `data` into `output_root`; returns the Evaluator's verdict
   (report.write_report's). `options` are create_pipeline's keyword arguments (steps,
   weights, gates, ...)."""
+  run_log.check_local(output_root)
   where = paths(os.path.abspath(output_root))
   with exclusive(output_root):
     tfx.orchestration.LocalDagRunner().run(pipeline.create_pipeline(

@@ -32,6 +32,17 @@ def path(output_root: str) -> str:
   return os.path.join(output_root, 'logs', 'colorizer-run.log')
 
 
+def check_local(output_root: str) -> None:
+  """`colorizer run`'s output root holds this log, the SQLite metadata and a lock, so it
+  is a folder on this machine; a gs:// one would be taken for a folder named `gs:`."""
+  if '://' in output_root:
+    raise ValueError(
+        f'--output-root {output_root}: colorizer run keeps its SQLite metadata, lock and log '
+        'there, so it must be a folder on this machine. To keep the artifacts and the '
+        'served models in a bucket, run the pipeline on Kubeflow Pipelines or Vertex AI: '
+        'colorizer compile --pipeline-root gs://... --serving-dir gs://...')
+
+
 def shows_on_terminal(line: str) -> bool:
   """Whether a line written to descriptor 2 is a C++ error worth the user's eyes."""
   match = _CPP_LINE.match(line)

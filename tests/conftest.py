@@ -1,11 +1,13 @@
 """Shared fixtures: photos and broken files generated on the fly (nothing downloaded)."""
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import pytest
@@ -75,6 +77,35 @@ def one_colour_model(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('one_colour_model'))
   serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
   return path
+
+
+# The emulated bucket that scripts/with-gcs-emulator makes (make test runs pytest inside it).
+BUCKET = 'colorizer-test'
+
+
+def bucket_folder(name: str) -> str:
+  """A new folder of the emulated bucket, gs://colorizer-test/<name>-<random>; fails
+  (never skips) outside scripts/with-gcs-emulator."""
+  if BUCKET not in os.environ.get('GCS_EMULATOR_BUCKETS', '').split():
+    pytest.fail(f'gs:// tests need the Cloud Storage emulator: run pytest as '
+                f'`scripts/with-gcs-emulator .venv/bin/python -m pytest ...` (make test does)')
+  return f'gs://{BUCKET}/{re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:60]}-{uuid.uuid4().hex[:8]}'
+
+
+@pytest.fixture
+def bucket(request):
+  """A new folder in the emulated bucket for this test (bucket_folder)."""
+  return bucket_folder(request.node.name)
+
+
+@pytest.fixture(scope='session')
+def served_in_bucket(one_colour_model):
+  """one_colour_model pushed into a serving folder of the emulated bucket, as the
+  Pusher pushes (components/pusher.py); returns the serving folder."""
+  from components import pusher  # pylint: disable=import-outside-toplevel
+  serving_dir = f'{bucket_folder("served")}/serving_model'
+  pusher.push_atomically(one_colour_model, serving_dir, keep_versions=0)
+  return serving_dir
 
 
 IN_MEMORY_BEAM = ['--direct_running_mode=in_memory', '--direct_num_workers=1']

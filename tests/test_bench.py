@@ -1,6 +1,7 @@
 """`make bench` runs: every benchmark on a tiny input, checking the figures it writes
 are there and sane. The figures themselves are measured by `make bench`, not here."""
 import json
+import os
 
 import pytest
 
@@ -38,6 +39,13 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert results['serve_lone_client_s']['median'] > 0
   assert sum(int(size) * calls for size, calls in results['serve_batch_sizes'].items()) == 2
   assert results['train_precision'] in ('float32', 'mixed_bfloat16')  # The Trainer's, here.
+  # Counted by the emulator that make test runs pytest in: a photo is read, checked for
+  # its output and written; a push sends every file of the model.
+  assert 2 <= results['colorize_gcs_requests_per_photo'] <= 10
+  assert results['push_gcs_requests'] >= len(list(os.walk(trained['serving_dir'])))
+  assert results['push_gcs_requests_per_mb'] == pytest.approx(
+      results['push_gcs_requests'] / results['push_megabytes'])
+  assert '`push_gcs_requests_per_mb`' in bench.table(results)
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)

@@ -74,3 +74,15 @@ def test_run_keeps_the_libraries_noise_in_its_log_and_ends_with_what_to_do_next(
   assert f'colorizer serve --model {serving}' in second.stdout
   assert 'then open http://127.0.0.1:8501/' in second.stdout
   assert f'colorizer colorize PHOTOS... --model {serving} --out' in second.stdout
+
+
+def test_run_refuses_a_bucket_as_output_root(tmp_path):
+  """`colorizer run` keeps its SQLite metadata and lock in --output-root, on this
+  machine; a gs:// one would have been taken for a folder named `gs:` here."""
+  result = subprocess.run([COLORIZER, 'run', '--data', str(tmp_path / 'photos'),
+                           '--output-root', 'gs://colorizer-test/run'], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 2
+  assert 'colorizer run: error: --output-root gs://colorizer-test/run:' in result.stderr
+  assert 'colorizer compile' in result.stderr
+  assert os.listdir(tmp_path) == []

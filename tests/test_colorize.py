@@ -135,6 +135,7 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
         '1950': 'Ada', '1960': 'Bo', '1960/prints': 'Cy'}[os.path.dirname(name)], name
     assert image.getexif().get(ORIENTATION, 1) == 1, name  # Upright pixels, as shown.
   assert Image.open(outputs['1950/IMG_0001.jpg']).info['icc_profile'] == SRGB_ICC
+  assert not (out / colorize.TMP_DIR).exists()  # Written and renamed into place.
   assert Image.open(outputs['1960/prints/cmyk.jpg']).size == (80, 110)  # Turned by EXIF.
 
   # The 16-bit scan and the 48-bit colour PNG and TIFF: 16-bit PNGs whose L follows the
@@ -155,48 +156,88 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
     assert np.allclose(lab[..., 1:].mean(axis=(0, 1)), ONE_COLOUR, atol=1.0), name
 
 
-def outputs_of(out) -> dict:
-  return {path: (path.stat().st_mtime_ns, path.stat().st_ino) for path in out.rglob('*.jpg')
-          if colorize.TMP_DIR not in path.parts}
+def write(path: str, data: bytes) -> None:
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(data)
 
 
-def test_a_killed_run_resumes_where_it_stopped(one_colour_model, tmp_path):
-  photos, out = tmp_path / 'photos', tmp_path / 'out'
-  photos.mkdir()
+def read(path: str) -> bytes:
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return f.read()
+
+
+def objects_under(folder: str) -> dict:
+  """{gs:// path: generation} of every object below a bucket folder (python-storage's
+  listing: folder objects included)."""
+  from google.cloud import storage  # pylint: disable=import-outside-toplevel
+  bucket, prefix = folder[len('gs://'):].split('/', 1)
+  return {f'gs://{bucket}/{blob.name}': blob.generation
+          for blob in storage.Client().list_blobs(bucket, prefix=prefix + '/')}
+
+
+def photos_under(folder: str) -> dict:
+  return {path: generation for path, generation in objects_under(folder).items()
+          if path.endswith('.jpg')}
+
+
+def test_a_killed_run_resumes_where_it_stopped(one_colour_model, bucket):
+  """From a bucket to a bucket, as on Dataflow: the inputs under folder objects
+  (tf.io.gfile.makedirs leaves them, as the Cloud console does), each output written
+  straight to its name (an object appears only once its upload is complete)."""
+  photos, out = f'{bucket}/photos', f'{bucket}/out'
+  tf.io.gfile.makedirs(f'{photos}/sub')
   for i in range(24):
-    (photos / f'{i:02d}.jpg').write_bytes(jpeg(colourful_image(i, 96, 80)))
-  argv = [COLORIZER, 'colorize', str(photos), '--model', one_colour_model, '--out', str(out),
+    write(f'{photos}/{"sub/" if i % 2 else ""}{i:02d}.jpg', jpeg(colourful_image(i, 96, 80)))
+  argv = [COLORIZER, 'colorize', photos, '--model', one_colour_model, '--out', out,
           '--batch-size', '2', *IN_MEMORY]
   process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
   try:
-    while not outputs_of(out) and process.poll() is None:
-      time.sleep(0.02)
+    while not photos_under(out) and process.poll() is None:
+      time.sleep(0.05)
   finally:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-  done = outputs_of(out)
+  done = photos_under(out)
   assert 0 < len(done) < 24  # Killed in the middle.
   for path in done:
-    Image.open(path).load()  # Complete: only whole files are renamed into place.
+    Image.open(io.BytesIO(read(path))).load()  # Complete: written whole or not at all.
 
   result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  report = json.load(open(out / colorize.REPORT_FILE))
+  report = json.loads(read(f'{out}/{colorize.REPORT_FILE}'))
   assert report['total'] == 24 and report['rejected'] == {}
   statuses = {row['output']: row['status'] for row in report['files']}
-  assert {str(path) for path in done} == {o for o, s in statuses.items() if s == 'skipped'}
+  assert set(done) == {o for o, s in statuses.items() if s == 'skipped'}
   assert report['written'] == 24 - len(done)
-  assert all(outputs_of(out)[path] == stamp for path, stamp in done.items())  # Not redone.
-  assert len(outputs_of(out)) == 24 and not (out / colorize.TMP_DIR).exists()
+  after = objects_under(out)
+  assert all(after[path] == generation for path, generation in done.items())  # Not redone.
+  assert sorted(after) == sorted([*statuses, f'{out}/{colorize.REPORT_FILE}'])  # No folders.
 
   # One file: the job in this process.
   first = sorted(done)[0]
-  result = run(str(photos / first.name), '--model', one_colour_model, '--out', str(out),
-               '--overwrite')
+  source = next(row['source'] for row in report['files'] if row['output'] == first)
+  result = run(source, '--model', one_colour_model, '--out', out, '--overwrite')
   assert result.returncode == 0, result.stderr[-3000:]
-  assert json.load(open(out / colorize.REPORT_FILE))['files'][0]['status'] == 'written'
-  assert outputs_of(out)[first] != done[first]  # Redone.
+  assert json.loads(read(f'{out}/{colorize.REPORT_FILE}'))['files'][0]['status'] == 'written'
+  assert photos_under(out)[first] != done[first]  # Redone.
+
+
+def test_a_job_keeps_the_version_it_started_with(one_colour_model, tmp_path):
+  """A push that lands while a job runs does not reach it: every worker loads the
+  version the job started with. (The newer version here cannot load, which shows.)"""
+  serving_dir, photos = tmp_path / 'serving', tmp_path / 'photos'
+  serving_dir.mkdir()
+  photos.mkdir()
+  os.symlink(one_colour_model, serving_dir / '1')
+  (photos / 'a.jpg').write_bytes(jpeg(colourful_image(1, 96, 80)))
+  job = colorize.ColorizePhotos(colorize.input_roots([str(photos)]), str(serving_dir),
+                                str(tmp_path / 'out'))
+  (serving_dir / '2').mkdir()
+  (serving_dir / '2' / 'saved_model.pb').write_bytes(b'not a SavedModel')
+  with beam.Pipeline(options=po.PipelineOptions(IN_MEMORY_OPTIONS)) as pipeline:
+    statuses = pipeline | job | beam.Map(lambda status: (status.status, status.reason))
+    assert_that(statuses, equal_to([('written', None)]))
 
 
 def test_a_large_photo_is_a_batch_of_its_own():

@@ -2,9 +2,11 @@
 import dataclasses
 import hashlib
 import os
+import tempfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from model import embedding
 from model import scaling
@@ -67,21 +69,27 @@ def test_auto_falls_back_to_random_weights_when_imagenet_is_unavailable(monkeypa
     embedding.resolve_weights(embedding.IMAGENET)  # Production stays strict.
 
 
-def test_stage_weights_copies_and_verifies(weights_file, tmp_path, capsys, monkeypatch):
-  """`colorizer stage-weights`: to a bucket in production (gs:// goes through the same
-  tf.io.gfile calls), to a folder here."""
+def test_stage_weights_copies_and_verifies(weights_file, tmp_path, bucket, capsys, monkeypatch):
+  """`colorizer stage-weights` to a bucket, written once, straight to its name; a
+  worker's copy of it on its own disk is named by its sha256."""
   from pipeline import cli  # pylint: disable=import-outside-toplevel
   # The default source is the Keras cache, which Keras fills from the internet: here the
   # cached file is the random weights file.
   monkeypatch.setattr(embedding, 'imagenet_weights_file', lambda: weights_file)
-  destination = str(tmp_path / 'bucket' / 'weights' / 'irv2.h5')
+  destination = f'{bucket}/weights/irv2.h5'
   assert cli.main(['colorizer', 'stage-weights', '--to', destination]) == 0
   assert f'--embedding-weights {destination}' in capsys.readouterr().out
   assert (embedding.resolve_weights(destination).fingerprint
           == embedding.resolve_weights(weights_file).fingerprint)
   assert cli.main(['colorizer', 'stage-weights', '--to', destination,
                    '--from', weights_file]) == 0  # Staged already: nothing to do.
-  assert sorted(os.listdir(tmp_path / 'bucket' / 'weights')) == ['irv2.h5']
+  assert tf.io.gfile.listdir(f'{bucket}/weights') == ['irv2.h5']  # No partial, no folder.
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'worker'))
+  fingerprint = embedding.resolve_weights(destination).fingerprint
+  local = embedding._local_copy(destination, fingerprint)  # pylint: disable=protected-access
+  assert local == str(tmp_path / 'worker' / 'colorizer-weights' / f'{fingerprint}.h5')
+  assert embedding.file_sha256(local) == fingerprint
+  assert os.listdir(tmp_path / 'worker' / 'colorizer-weights') == [f'{fingerprint}.h5']
 
   not_weights = tmp_path / 'notes.h5'
   not_weights.write_text('not an HDF5 file')

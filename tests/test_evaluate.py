@@ -115,3 +115,21 @@ def test_from_l_and_from_examples_agree_on_the_ingested_records(trained, tmp_pat
   result = evaluate.evaluate(trained['serving_dir'], str(tmp_path))
   assert result['photos'] == len(serialized)
   assert result['figures']['ab_mse'] == pytest.approx(float(expected.result()), rel=1e-4)
+
+
+def test_a_model_and_photos_in_a_bucket(served_in_bucket, bucket):
+  """The newest complete version of a serving folder in the bucket, on photos below
+  folder objects there; a push in progress beside it is not taken."""
+  photos = f'{bucket}/held_out'
+  tf.io.gfile.makedirs(f'{photos}/sub')
+  for seed, name in ((1, 'a.png'), (2, 'sub/b.png')):
+    with tf.io.gfile.GFile(f'{photos}/{name}', 'wb') as f:
+      f.write(encode(one_colour_photo(seed), 'PNG'))
+  [version] = serving.numbered_versions(served_in_bucket)
+  with tf.io.gfile.GFile(f'{served_in_bucket}/{version + 1}/variables/variables.index', 'wb') as f:
+    f.write(b'a push still on its way')
+  result = evaluate.evaluate(served_in_bucket, photos)
+  assert result['model'] == f'{served_in_bucket}/{version}'
+  assert result['scored'] == [f'{photos}/a.png', f'{photos}/sub/b.png']
+  assert result['figures']['auc'] > 99.0
+  tf.io.gfile.rmtree(f'{served_in_bucket}/{version + 1}')

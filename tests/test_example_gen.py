@@ -5,12 +5,22 @@ import os
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.components.example_gen import utils
 from tfx.orchestration import metadata
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
 from components import example_gen
 from model import embedding
 from model import records
 from sample_images import colourful_image, encode
+
+
+def write(path: str, data: bytes) -> None:
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(data)
 
 
 @pytest.fixture(scope='module')
@@ -88,3 +98,33 @@ def test_a_window_takes_the_newest_spans_that_exist(tmp_path):
     window(3, 2, 'span-{SPAN}/v{VERSION}/*')
   with pytest.raises(ValueError, match='at least 1'):
     window(3, 0)
+
+
+def input_fingerprints(base: str, pattern: str):
+  """The input fingerprint, as the local runner's driver and as `resolve_span` (what
+  runs on Kubeflow Pipelines) compute it."""
+  splits = [example_gen_pb2.Input.Split(name='photos', pattern=pattern)]
+  processor = example_gen.PhotoExampleGen.DRIVER_CLASS(None).get_input_processor(
+      splits=splits, range_config=None, input_base_uri=base)
+  span, version = processor.resolve_span_and_version()
+  resolved = example_gen.resolve_span({
+      standard_component_specs.INPUT_BASE_KEY: base,
+      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Input(splits=splits))}, standard_artifacts.Examples())
+  return (processor.get_input_fingerprint(span, version),
+          resolved[utils.FINGERPRINT_PROPERTY_NAME])
+
+
+@pytest.mark.fast
+def test_a_new_photo_in_a_sub_prefix_changes_the_input_fingerprint(bucket):
+  """With the cache on, an unchanged fingerprint reuses the Examples of the last run."""
+  photos = f'{bucket}/photos'
+  tf.io.gfile.makedirs(f'{photos}/sub/deeper')  # Folder objects, as the console makes.
+  write(f'{photos}/a.png', encode(colourful_image(1), 'PNG'))
+  write(f'{photos}/sub/b.png', encode(colourful_image(2), 'PNG'))
+  base, pattern = example_gen.input_base_and_pattern(photos)
+  before = input_fingerprints(base, pattern)
+  assert before[0] == before[1]
+  write(f'{photos}/sub/deeper/new.png', encode(colourful_image(3), 'PNG'))
+  after = input_fingerprints(base, pattern)
+  assert after[0] != before[0] and after[1] != before[1]

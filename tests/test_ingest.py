@@ -16,6 +16,7 @@ from model import decoding
 from model import embedding
 from model import records
 from model import scaling
+from sample_images import colourful_image, encode
 
 SPLITS = [('train', 50), ('eval', 50)]
 
@@ -223,3 +224,23 @@ def test_a_window_of_spans_embeds_only_the_new_span_and_keeps_the_splits(tmp_pat
         assert np.array_equal(example[feature].numpy(), again[feature].numpy()), feature
   assert sum(len(found) for found in second_shards.values()) == 10
   assert weights.fingerprint == second['embedding_weights']
+
+
+def test_a_bucket_with_folder_objects_and_nested_prefixes(bucket):
+  """Photos at three depths of a bucket, with the zero-byte folder objects `photos/`,
+  `photos/sub/` and `photos/sub/deeper/` that the Cloud console's "Create folder" and
+  tf.io.gfile.makedirs leave: they are no files, neither counted nor reported."""
+  photos = f'{bucket}/photos'
+  tf.io.gfile.makedirs(f'{photos}/sub/deeper')
+  names = ['a.png', 'sub/b.png', 'sub/deeper/c.png']
+  for seed, name in enumerate(names):
+    with tf.io.gfile.GFile(f'{photos}/{name}', 'wb') as f:
+      f.write(encode(colourful_image(seed), 'PNG'))
+  assert ingest.check_matches(ingest.file_pattern(photos)) == len(names)
+  out = f'{bucket}/records'
+  report = ingest.ingest(photos, out, embedding_weights=embedding.RANDOM, eval_percent=50,
+                         beam_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+  assert [(f['source'], f['status']) for f in report['files']] == [
+      (f'{photos}/{name}', 'written') for name in names]
+  shards = tf.io.gfile.glob(f'{out}/Split-*/*{records.RECORD_SUFFIX}')
+  assert sum(1 for _ in tf.data.TFRecordDataset(shards, records.COMPRESSION)) == len(names)

@@ -1,12 +1,7 @@
-"""`push_atomically` to an object store without rename (TensorFlow's ram:// filesystem
-stands in for gs://: both go through the same tf.io.gfile calls), with every file copy
-watched, and pushes that die halfway.
-
-keep_versions is 0 here: ram:// lists by prefix (`assets/` also lists `assets.extra/`'s
-files), so its rmtree of a whole version fails; retention is test_pipeline's, on disk.
+"""`push_atomically` to a bucket (the emulated one of scripts/with-gcs-emulator, through
+TensorFlow's gs:// client), with every file copy watched, and pushes that die halfway.
 """
 import os
-import uuid
 
 import numpy as np
 import pytest
@@ -35,11 +30,9 @@ def saved_model(folder, factor: float) -> str:
 
 
 def files_under(folder: str) -> dict:
-  """{relative path: bytes} of every file below `folder` (local or ram://). ram://
-  lists by prefix: `assets/` also lists `assets.extra/` as `.extra`, which is no file."""
+  """{relative path: bytes} of every file below `folder` (local or gs://)."""
   paths = [os.path.join(root, name) for root, _, names in fileio.walk(folder) for name in names]
-  return {os.path.relpath(path, folder): fileio.open(path, 'rb').read()
-          for path in paths if fileio.exists(path)}
+  return {os.path.relpath(path, folder): fileio.open(path, 'rb').read() for path in paths}
 
 
 @pytest.fixture(name='models', scope='module')
@@ -49,8 +42,8 @@ def fixture_models(tmp_path_factory):
 
 
 @pytest.fixture(name='serving_dir')
-def fixture_serving_dir():
-  return f'ram://serving-{uuid.uuid4().hex}'
+def fixture_serving_dir(bucket):
+  return f'{bucket}/serving'
 
 
 def check_versions(serving_dir, models):
@@ -96,6 +89,10 @@ def test_every_version_is_complete_or_not_loadable_after_every_file(
     assert files_under(path) == {**files_under(model), pusher.PUSHED_FROM: model.encode()}
     loaded = tf.saved_model.load(path)
     assert float(loaded(tf.ones([64]))['y'][0]) == float(loaded.factor[0])
+  # Retention: the two newest are kept, whole; the older ones are gone, every object.
+  kept = [pushed[-1], pusher.push_atomically(models[0], serving_dir, keep_versions=2)]
+  assert serving.numbered_versions(serving_dir) == [int(os.path.basename(p)) for p in kept]
+  assert not fileio.glob(f'{pushed[0]}*') and not fileio.glob(f'{pushed[1]}*')
 
 
 def test_a_push_killed_before_saved_model_pb_is_finished_by_the_next(

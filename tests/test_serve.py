@@ -26,6 +26,7 @@ from model import colour_space
 from model import serving
 from pipeline import colorize
 from pipeline import serve
+from conftest import bucket_folder
 from sample_images import colourful_image, encode, huge_png
 
 COLORIZER = os.path.join(os.path.dirname(sys.executable), 'colorizer')
@@ -202,12 +203,14 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(server):
 
 
 @pytest.fixture(scope='module')
-def versions(trained, tmp_path_factory):
-  """The trained model's versions, loaded in this process, for apps run in it."""
-  folder = tmp_path_factory.mktemp('in_process_serving')
-  pusher.push_atomically(trained['serving_dir'], str(folder), 0)
-  loaded = serve.ModelVersions(str(folder))
+def versions(trained):
+  """The trained model pushed to a serving folder in the emulated bucket, loaded from
+  there in this process (as `colorizer serve --model gs://...` does), for apps run in it."""
+  folder = f'{bucket_folder("in_process_serving")}/serving_model'
+  pushed = pusher.push_atomically(trained['serving_dir'], folder, 0)
+  loaded = serve.ModelVersions(folder)
   loaded.refresh()
+  assert loaded.current.path == pushed
   return loaded
 
 

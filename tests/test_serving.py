@@ -164,10 +164,26 @@ def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
 def test_latest_version_picks_the_highest_number(tmp_path, trained):
   for version in ('3', '12', 'tmp-99'):
     (tmp_path / version).mkdir()
+    (tmp_path / version / 'saved_model.pb').write_bytes(b'graph')
   assert serving.latest_version(str(tmp_path)) == str(tmp_path / '12')
   assert serving.latest_version(trained['serving_dir']) == trained['serving_dir']
   with pytest.raises(ValueError):
-    serving.latest_version(str(tmp_path / '3'))
+    serving.latest_version(str(tmp_path / 'tmp-99' / 'variables'))
+
+
+@pytest.mark.fast
+def test_latest_version_skips_a_push_in_progress_in_a_bucket(bucket):
+  """On gs:// the Pusher copies a version file by file, saved_model.pb last but its
+  marker: a numbered version without saved_model.pb is a push still in progress, or
+  one that died (components/pusher.py)."""
+  for version, names in (('100', ('saved_model.pb', 'variables/variables.index')),
+                         ('200', ('variables/variables.index',))):
+    for name in names:
+      with tf.io.gfile.GFile(f'{bucket}/serving/{version}/{name}', 'wb') as f:
+        f.write(b'x')
+  assert serving.latest_version(f'{bucket}/serving') == f'{bucket}/serving/100'
+  with pytest.raises(ValueError, match='neither a SavedModel nor'):
+    serving.latest_version(f'{bucket}/serving/200')
 
 
 def test_the_graph_uses_only_core_tensorflow_ops(trained):

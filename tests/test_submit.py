@@ -135,13 +135,11 @@ def test_usage_errors(args, message, capsys, monkeypatch, tmp_path):
   assert message in capsys.readouterr().err
 
 
-def test_a_package_in_a_bucket(api, compiled):
-  """gs:// packages go through tf.io.gfile; TensorFlow's in-memory ram:// file system
-  stands in for the bucket here (the same code path, another scheme)."""
+def test_a_package_in_a_bucket(api, compiled, bucket):
+  """A package in the emulated bucket, read through TensorFlow's gs:// client."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  remote = 'ram://colorizer-test/packages/pipeline.yaml'
-  tf.io.gfile.makedirs(os.path.dirname(remote))
-  tf.io.gfile.copy(compiled['.yaml'], remote, overwrite=True)
+  remote = f'{bucket}/packages/pipeline.yaml'
+  tf.io.gfile.copy(compiled['.yaml'], remote)
   assert cli.main(['colorizer', 'submit', '--host', api.url, '--package', remote]) == 0
   (run,) = api.sent('POST', '/apis/v2beta1/runs')
   assert run['body']['pipeline_spec'] == spec_of(compiled['.yaml'])
