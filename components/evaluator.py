@@ -95,6 +95,13 @@ class Executor(evaluator_executor.Executor):
       del properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]
     if served:
       blessing.set_string_custom_property(pusher.BASELINE_KEY, served)
+    if not blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY):
+      candidate = path_utils.serving_model_path(artifact_utils.get_single_instance(
+          input_dict[standard_component_specs.MODEL_KEY]).uri)
+      if serving.trained_on(candidate):
+        serving.note_rejected(exec_properties[SERVING_DIR_KEY],
+                              serving.served_model(exec_properties[SERVING_DIR_KEY]),
+                              serving.trained_on(candidate))
 
 
 class ServedModelEvaluator(tfx.components.Evaluator):

@@ -45,6 +45,7 @@ from components import ingest
 from model import decoding
 from model import embedding
 from model import records
+from model import serving
 
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
 MAX_MEGAPIXELS_KEY = 'max_megapixels'
@@ -52,6 +53,11 @@ CROPS_PER_IMAGE_KEY = 'crops_per_image'
 WINDOW_SPANS_KEY = 'window_spans'
 SPAN_PATTERN_KEY = 'span_pattern'  # the input pattern as given, {SPAN} unresolved
 RECORD_CACHE_KEY = 'record_cache'
+SERVING_DIR_KEY = 'serving_dir'
+TRAINING_FINGERPRINT_KEY = 'training_fingerprint'
+# Custom property: 1 unless training on these records would only repeat a training
+# (serving.already_trained): then the pipeline skips the Trainer and what follows it.
+RETRAIN_KEY = 'retrain'
 _GLOB_CHARS = re.compile(r'[*?\[{]')
 
 
@@ -64,6 +70,8 @@ class PhotoExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       WINDOW_SPANS_KEY: component_spec.ExecutionParameter(type=int, optional=True),
       SPAN_PATTERN_KEY: component_spec.ExecutionParameter(type=str, optional=True),
       RECORD_CACHE_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      SERVING_DIR_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      TRAINING_FINGERPRINT_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
 
 
@@ -107,6 +115,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples.set_int_custom_property('rejected', report['total'] - report['written'])
     examples.set_int_custom_property('reused', report['reused'])
     examples.set_string_custom_property('spans', json.dumps(sorted(s for s, _ in window)))
+    serving_dir = exec_properties.get(SERVING_DIR_KEY)
+    examples.set_int_custom_property(RETRAIN_KEY, int(not (serving_dir and serving.already_trained(
+        serving_dir, serving.trained_on_key(report['records_fingerprint'],
+                                            exec_properties.get(TRAINING_FINGERPRINT_KEY) or '')))))
     reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
     spans = f' of spans {", ".join(str(s) for s, _ in sorted(window))}' if len(window) > 1 else ''
     print(f'Ingested {report["written"]} of {report["total"]} photos{spans} '
@@ -221,12 +233,14 @@ class PhotoExampleGen(FileBasedExampleGen):
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                crops_per_image: int = 1,
                range_config: Optional[range_config_pb2.RangeConfig] = None,
-               window_spans: int = 1, record_cache: str = ''):
+               window_spans: int = 1, record_cache: str = '', serving_dir: str = '',
+               training_fingerprint: str = ''):
     """`pattern` is relative to `input_base` and may hold {SPAN} (e.g. 'span-{SPAN}/**'),
     in which case the newest span is ingested, as with TFX's own ExampleGens, with the
     `window_spans` - 1 spans before it. `crops_per_image` examples are written per photo
     (see model.cropping.crop_boxes). `record_cache`: the folder of ingestion's record
-    cache ('' for none)."""
+    cache ('' for none). With `serving_dir` and `training_fingerprint`, the Examples'
+    `retrain` is 0 when the served model was trained on these records by that training."""
     splits = ingest.splits_from_eval_percent(eval_percent, both=True)
     if crops_per_image < 1:
       raise ValueError(f'crops_per_image must be at least 1, got {crops_per_image}')
@@ -245,7 +259,8 @@ class PhotoExampleGen(FileBasedExampleGen):
         max_megapixels=float(max_megapixels),
         crops_per_image=int(crops_per_image),
         window_spans=int(window_spans), span_pattern=pattern,
-        record_cache=record_cache or None,
+        record_cache=record_cache or None, serving_dir=serving_dir or None,
+        training_fingerprint=training_fingerprint or None,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 

@@ -62,6 +62,7 @@ class FileStatus(NamedTuple):
   split: Optional[str] = None   # the split it was written to
   examples: Optional[int] = None  # how many examples (crops) were written for it
   reused: Optional[bool] = None   # its records came from the record cache
+  sha256: Optional[str] = None    # the content hash of a written file
 
 
 @dataclasses.dataclass
@@ -115,8 +116,8 @@ class RecordCache:
     data = gzip.compress(record.serialized, compresslevel=1)
     path = self.path(record.sha256, record.crop)
     if '://' in path:  # An object appears only once its upload is complete.
-      with FileSystems.create(path) as f:
-        f.write(data)
+      with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)  # Gzipped already: Beam would gzip a `.gz` name again.
       return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = f'{path}.partial-{os.getpid()}'
@@ -415,7 +416,7 @@ class WriteRecords(beam.PTransform):
             | 'OnePerPhoto' >> beam.Filter(lambda item: item[1].crop == 0)
             | 'Written' >> beam.Map(lambda item: _count(FileStatus(
                 item[1].source, 'written', split=item[0], examples=self._crops,
-                reused=item[1].reused or None))))
+                reused=item[1].reused or None, sha256=item[1].sha256))))
 
 
 class WritePhotos(beam.PTransform):
@@ -469,6 +470,14 @@ class IngestPhotos(beam.PTransform):
     return (rejects + [written]) | 'AllFiles' >> beam.Flatten()
 
 
+def records_fingerprint(statuses: List[FileStatus], weights_fingerprint: str) -> str:
+  """What the records are made of: each written photo's content, split and crop count,
+  and the embedding weights. Equal fingerprints, equal training data."""
+  written = sorted(f'{s.sha256} {s.split} {s.examples}' for s in statuses
+                   if s.status == 'written')
+  return hashlib.sha256('\n'.join([weights_fingerprint] + written).encode()).hexdigest()
+
+
 def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
   rejected: Dict[str, int] = {}
   splits: Dict[str, int] = {}
@@ -489,6 +498,7 @@ def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
       'splits': dict(sorted(splits.items())),
       'examples': dict(sorted(examples.items())),
       'embedding_weights': weights_fingerprint,
+      'records_fingerprint': records_fingerprint(statuses, weights_fingerprint),
       'files': files,
   }
 

@@ -24,6 +24,9 @@ BASE_MODEL = 'base_model'
 WARM_LEARNING_RATE = 'warm_learning_rate'
 WARM_STEPS = 'warm_steps'
 WARM_WARMUP = 'warm_warmup'
+# The pipeline's fingerprint of this training (hyperparameters, steps, base), which
+# the exported model records with its records' (serving.trained_on_key).
+TRAINING_FINGERPRINT = 'training_fingerprint'
 
 # Learning-rate schedules (model.trainer.learning_rate)
 CONSTANT = 'constant'  # the peak rate throughout
@@ -54,11 +57,13 @@ DEFAULTS: Dict[str, Any] = {
     WARM_LEARNING_RATE: 3e-4,  # docs/training.md, "Warm starts": chosen by measurement
     WARM_STEPS: 0,
     WARM_WARMUP: 0.1,
+    TRAINING_FINGERPRINT: '',
 }
 
 _TYPES = {BATCH_SIZE: int, LEARNING_RATE: float, LR_SCHEDULE: str, LOSS: str, EPOCHS: int,
           EMBEDDING_WEIGHTS: str, SHUFFLE_BUFFER: int, SEED: int, SERVING_DIR: str,
-          BASE_MODEL: str, WARM_LEARNING_RATE: float, WARM_STEPS: int, WARM_WARMUP: float}
+          BASE_MODEL: str, WARM_LEARNING_RATE: float, WARM_STEPS: int, WARM_WARMUP: float,
+          TRAINING_FINGERPRINT: str}
 _ALLOWED = {LR_SCHEDULE: LR_SCHEDULES, LOSS: LOSSES}
 
 

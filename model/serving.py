@@ -28,6 +28,7 @@ its signatures.
 The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
 """
+import hashlib
 import os
 from typing import List, Optional
 
@@ -43,6 +44,8 @@ from model import scaling
 WEIGHTS_FINGERPRINT_FILE = os.path.join('assets.extra', 'embedding_weights')
 # The model a warm-started Trainer began from (its path), beside it.
 WARM_STARTED_FROM_FILE = os.path.join('assets.extra', 'warm_started_from')
+# What it was trained on: the records' fingerprint and the training's (trained_on_key).
+TRAINED_ON_FILE = os.path.join('assets.extra', 'trained_on')
 INPUT_KEY = 'image_bytes'
 OUTPUT_KEY = 'colorized_bytes'
 
@@ -148,9 +151,10 @@ class _Colorize(tf.Module):
 
 
 def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str,
-           warm_started_from: Optional[str] = None) -> None:
+           warm_started_from: Optional[str] = None, trained_on: Optional[str] = None) -> None:
   """Saves the colorizer, in float32 whatever it trained in, with the embedding network
-  of `weights` inside and the signatures above (and the model it started from)."""
+  of `weights` inside and the signatures above (and the model it started from, and what
+  it was trained on: trained_on_key)."""
   exported = network.build_colorizer()
   exported.set_weights(colorizer.get_weights())
   module = _Colorize(exported, embedding.build_embedder(weights))
@@ -164,6 +168,8 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
   notes = {WEIGHTS_FINGERPRINT_FILE: weights.fingerprint}
   if warm_started_from:
     notes[WARM_STARTED_FROM_FILE] = warm_started_from
+  if trained_on:
+    notes[TRAINED_ON_FILE] = trained_on
   for name, text in notes.items():
     path = os.path.join(export_dir, name)
     tf.io.gfile.makedirs(os.path.dirname(path))
@@ -187,6 +193,46 @@ def weights_fingerprint(export_dir: str) -> str:
 def warm_started_from(export_dir: str) -> str:
   """The model an exported model's training started from; '' if it started afresh."""
   return _note(export_dir, WARM_STARTED_FROM_FILE)
+
+
+def trained_on(export_dir: str) -> str:
+  """An exported model's trained_on_key; '' if unrecorded."""
+  return _note(export_dir, TRAINED_ON_FILE)
+
+
+def trained_on_key(records_fingerprint: str, training_fingerprint: str) -> str:
+  """The same records and the same training (hyperparameters, steps) train the same
+  model: a run that would only repeat the served model's training is skipped."""
+  return f'{records_fingerprint}/{training_fingerprint}'
+
+
+# Where the Evaluator notes candidates it rejected (serving_dir/.rejected/: TF Serving
+# loads numbered folders only): the same records and training, from the same served
+# model, would train the same candidate again.
+REJECTED_DIR = '.rejected'
+
+
+def _rejected_marker(serving_dir: str, served: Optional[str], trained_on_: str) -> str:
+  digest = hashlib.sha256(trained_on_.encode()).hexdigest()[:16]
+  return os.path.join(serving_dir, REJECTED_DIR,
+                      f'{os.path.basename(served) if served else "none"}-{digest}')
+
+
+def note_rejected(serving_dir: str, served: Optional[str], trained_on_: str) -> None:
+  """Notes that a candidate trained on `trained_on_` was rejected against `served`."""
+  marker = _rejected_marker(serving_dir, served, trained_on_)
+  tf.io.gfile.makedirs(os.path.dirname(marker))
+  with tf.io.gfile.GFile(marker, 'w') as f:
+    f.write(trained_on_)
+
+
+def already_trained(serving_dir: str, trained_on_: str) -> bool:
+  """Whether training on `trained_on_` would only repeat a training: the served model's,
+  or a candidate's that the Evaluator rejected against the model served now."""
+  served = served_model(serving_dir)
+  if served and trained_on(served) == trained_on_:
+    return True
+  return tf.io.gfile.exists(_rejected_marker(serving_dir, served, trained_on_))
 
 
 def colorizer_weights(export_dir: str) -> List:

@@ -83,19 +83,21 @@ def input_fn(file_patterns: List[str], batch_size: int, training: bool,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def records_fingerprint(file_patterns: List[str]) -> str:
-  """The embedding-weights fingerprint that ingestion recorded next to the splits."""
-  fingerprints = set()
+def ingestion_report(file_patterns: List[str]) -> dict:
+  """The report ingestion wrote next to the splits of these records (one Examples
+  artifact's): it holds the embedding weights' and the records' fingerprints."""
+  reports = {}
   for pattern in file_patterns:
     report = os.path.join(os.path.dirname(os.path.dirname(pattern)), records.REPORT_FILE)
     if not tf.io.gfile.exists(report):
       raise ValueError(f'{report} is missing: these records did not come from the '
                        'ingestion job, so their embedding weights are unknown')
     with tf.io.gfile.GFile(report) as f:
-      fingerprints.add(json.load(f)['embedding_weights'])
-  if len(fingerprints) != 1:
-    raise ValueError(f'the records were embedded with different weights: {sorted(fingerprints)}')
-  return fingerprints.pop()
+      loaded = json.load(f)
+    reports[loaded['embedding_weights']] = loaded
+  if len(reports) != 1:
+    raise ValueError(f'the records were embedded with different weights: {sorted(reports)}')
+  return reports.popitem()[1]
 
 
 def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
@@ -296,7 +298,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the colorizer and exports it (with its embedding network) for serving."""
   config = hp.parse(fn_args.custom_config)
   weights = embedding.resolve_weights(config[hp.EMBEDDING_WEIGHTS])
-  ingested_with = records_fingerprint(fn_args.train_files + fn_args.eval_files)
+  report = ingestion_report(fn_args.train_files + fn_args.eval_files)
+  ingested_with = report['embedding_weights']
   if ingested_with != weights.fingerprint:
     raise ValueError(
         f'the examples were embedded with weights {ingested_with}, but the model would be '
@@ -308,4 +311,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         'Training from the initial weights (no model is served yet)')
   colorizer = train(fn_args, config, base, start)
   tf.keras.mixed_precision.set_global_policy('float32')
-  serving.export(colorizer, weights, fn_args.serving_model_dir, warm_started_from=base)
+  serving.export(colorizer, weights, fn_args.serving_model_dir, warm_started_from=base,
+                 trained_on=serving.trained_on_key(report.get('records_fingerprint', ''),
+                                                   config[hp.TRAINING_FINGERPRINT]))

@@ -206,6 +206,11 @@ def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None
   """The Evaluator's verdict, what was pushed, and what to do next."""
   ratio = verdict['ab_mse'] / verdict['gray_ab_mse'] if verdict['gray_ab_mse'] else float('nan')
   print(f'\nPipeline finished in {seconds:.0f} s')
+  if not verdict['trained']:
+    print(f'  Nothing new to train on: the served model ({verdict["served"]}) was trained on '
+          'these records, by this training.')
+    print(f'  log            {where["log"]}')
+    return
   print(f'  Evaluator: {"BLESSED" if verdict["blessed"] else "NOT BLESSED"}: ab-MSE '
         f'{verdict["ab_mse"]:.4f} against gray\'s {verdict["gray_ab_mse"]:.4f} ({ratio:.2f}x)')
   for failure in verdict['failed']:

@@ -10,6 +10,8 @@ StatisticsGen, SchemaGen and ExampleValidator are left out: the records are fixe
 byte strings and an embedding whose shapes ingestion already guarantees, and every
 file's fate is in ingestion's own report, so TFDV would check nothing new.
 """
+import hashlib
+import json
 from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -58,6 +60,12 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
           for name, metric_class, gray in metrics.EVALUATED])])
 
 
+def training_fingerprint(custom_config: Dict, train_steps: int, eval_steps: int) -> str:
+  """What shapes a training besides its records: hyperparameters, steps, base model."""
+  return hashlib.sha256(json.dumps([custom_config, train_steps, eval_steps],
+                                   sort_keys=True).encode()).hexdigest()[:16]
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -89,34 +97,44 @@ def create_pipeline(
   input_base, pattern = example_gen.input_base_and_pattern(data)
   if record_cache is None:
     record_cache = f'{pipeline_root.rstrip("/")}/{configs.RECORD_CACHE_DIR}'
+  custom_config = {**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights,
+                   hp.BASE_MODEL: base_model}
+  training = training_fingerprint(custom_config, train_steps, eval_steps)
   ingest = example_gen.PhotoExampleGen(
       input_base=input_base, pattern=pattern, eval_percent=eval_percent,
       embedding_weights=embedding_weights, max_megapixels=max_megapixels,
-      crops_per_image=crops_per_image, window_spans=window_spans, record_cache=record_cache)
+      crops_per_image=crops_per_image, window_spans=window_spans, record_cache=record_cache,
+      serving_dir=serving_model_dir, training_fingerprint=training)
 
-  trainer = trainer_component.WarmStartTrainer(
-      run_fn='model.trainer.run_fn',
-      examples=ingest.outputs['examples'],
-      train_args=tfx.proto.TrainArgs(num_steps=train_steps),
-      eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
-      custom_config={**(hyperparameters or {}), hp.EMBEDDING_WEIGHTS: embedding_weights,
-                     hp.SERVING_DIR: serving_model_dir if warm_start else '',
-                     hp.BASE_MODEL: base_model}).with_id('Trainer')
+  # Placeholders without a preset key, so that the compiler names each channel by the
+  # conditioned task's own input (`examples`, `model_blessing`); `.future()` would name
+  # `_PhotoExampleGen.examples` or `_Evaluator.blessing`, inputs the tasks do not declare.
+  # A run whose records and training are those the served model came from stops here.
+  examples = channel.ChannelWrappedPlaceholder(ingest.outputs['examples'])
+  with tfx.dsl.Cond(examples[0].custom_property(example_gen.RETRAIN_KEY) == 1):
+    trainer = trainer_component.WarmStartTrainer(
+        run_fn='model.trainer.run_fn',
+        examples=ingest.outputs['examples'],
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=eval_steps),
+        custom_config={**custom_config, hp.TRAINING_FINGERPRINT: training,
+                       hp.SERVING_DIR: serving_model_dir if warm_start else ''}
+    ).with_id('Trainer')
 
-  evaluator = served_model_evaluator.ServedModelEvaluator(
-      examples=ingest.outputs['examples'],
-      model=trainer.outputs['model'],
-      eval_config=eval_config(min_improvement_over_gray, max_regression),
-      serving_dir=serving_model_dir, base_model=base_model).with_id('Evaluator')
+    evaluator = served_model_evaluator.ServedModelEvaluator(
+        examples=ingest.outputs['examples'],
+        model=trainer.outputs['model'],
+        eval_config=eval_config(min_improvement_over_gray, max_regression),
+        serving_dir=serving_model_dir, base_model=base_model).with_id('Evaluator')
 
-  # A placeholder without a preset key, so that the compiler names the blessing by the
-  # Pusher's own input (`model_blessing`); `.future()` would name `_Evaluator.blessing`,
-  # an input the Pusher's task does not declare.
-  blessing = channel.ChannelWrappedPlaceholder(evaluator.outputs['blessing'])
-  with tfx.dsl.Cond(blessing[0].custom_property('blessed') == 1):
-    push = pusher.AtomicPusher(
-        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
-        serving_dir=serving_model_dir, keep_versions=keep_versions)
+    # Inside both conditions: TFX's local runner fails a Pusher whose blessing was not
+    # made in this run. (On KFP the Pusher then declares the Examples as an input, as
+    # `_PhotoExampleGen.examples`.)
+    blessing = channel.ChannelWrappedPlaceholder(evaluator.outputs['blessing'])
+    with tfx.dsl.Cond(blessing[0].custom_property('blessed') == 1):
+      push = pusher.AtomicPusher(
+          model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+          serving_dir=serving_model_dir, keep_versions=keep_versions)
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

@@ -12,7 +12,7 @@ import html
 import io
 import os
 import string
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from google.protobuf import text_format
@@ -78,18 +78,37 @@ def _outputs(store, execution_id: int) -> Dict[str, object]:
   return {e.path.steps[0].key: artifacts[e.artifact_id] for e in events}
 
 
-def history(store) -> List[Dict]:
-  """One row per pipeline run that got as far as the Evaluator, oldest first: its
-  spans, the candidate's, served model's and gray baseline's ab-MSE on its eval split,
-  whether it was blessed and pushed, what its training started from."""
-  done = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-  rows = []
+def _runs(store) -> List[Tuple[object, Dict[str, object]]]:
+  """[(pipeline run context, {node id: its execution in that run})], oldest first."""
+  runs = []
   for run in sorted(store.get_contexts_by_type('pipeline_run'), key=lambda c: c.id):
     by_node = {}
     for execution in store.get_executions_by_context(run.id):
       for context in store.get_contexts_by_execution(execution.id):
         if context.type == 'node':
           by_node[context.name.split('.')[-1]] = execution
+    runs.append((run, by_node))
+  return runs
+
+
+def _stopped_after_ingestion(store) -> bool:
+  """Whether the newest run had nothing new to train on: its records and training are
+  those the served model came from (the Examples' `retrain` is 0)."""
+  runs = _runs(store)
+  if not runs or 'Trainer' in runs[-1][1] or 'PhotoExampleGen' not in runs[-1][1]:
+    return False
+  examples = _outputs(store, runs[-1][1]['PhotoExampleGen'].id).get('examples')
+  return (examples is not None and 'retrain' in examples.custom_properties
+          and examples.custom_properties['retrain'].int_value == 0)
+
+
+def history(store) -> List[Dict]:
+  """One row per pipeline run that got as far as the Evaluator, oldest first: its
+  spans, the candidate's, served model's and gray baseline's ab-MSE on its eval split,
+  whether it was blessed and pushed, what its training started from."""
+  done = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+  rows = []
+  for run, by_node in _runs(store):
     evaluator = by_node.get('Evaluator')
     if evaluator is None or evaluator.last_known_state not in done:
       continue
@@ -178,6 +197,7 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
       raise RuntimeError(f'{metadata_path} holds no evaluation: the pipeline did not get '
                          'that far')
     runs = history(store)
+    stopped = _stopped_after_ingestion(store)
 
   blessed = blessing.custom_properties['blessed'].int_value == 1
   pushed = runs[-1]['pushed'] if runs else None
@@ -214,6 +234,9 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
   warm = runs[-1]['warm_started_from'] if runs else ''
   decision += (f'. Its training started from <code>{html.escape(warm)}</code>' if warm else
                '. Its training started from the initial weights')
+  if stopped:
+    decision = ('<b>The latest run trained nothing</b>: the served model was trained on '
+                'the same records, by the same training. The last evaluation: ' + decision)
   with open(PAGE_FILE, encoding='utf-8') as f:
     page = string.Template(f.read()).substitute(
         side=photo_grid.SIDE, written=datetime.datetime.now().isoformat(timespec='seconds'),
@@ -227,7 +250,8 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
         grid_rows=grid_rows, history_chart=_chart(runs), history_rows=_history_rows(runs))
   with tf.io.gfile.GFile(report_path, 'w') as f:
     f.write(page)
-  return {'blessed': blessed, 'pushed': pushed, 'warm_started_from': warm,
+  return {'trained': not stopped, 'blessed': blessed, 'pushed': pushed,
+          'warm_started_from': warm,
           'candidate': candidate_uri, 'failed': failed,
           'ab_mse': candidate.get('ab_mse'), 'gray_ab_mse': candidate.get('gray_ab_mse'),
           'served': os.path.join(serving_dir, str(versions[-1])) if versions else None}

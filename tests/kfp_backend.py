@@ -52,15 +52,18 @@ pod's Cloud Storage FUSE mount of the bucket (as google-cloud-pipeline-component
 executor tests show), which no Beam worker on Dataflow mounts.
 
 Each container runs as a pod: a process in a mount namespace of its own (`unshare`,
-as root) whose private mounts nothing outside sees (KFP: a fresh /tmp/kfp_outputs; Vertex:
-the FUSE view of the pipeline root), with only the environment kubeflow/Dockerfile sets
-(its ENV lines) plus PATH and HOME, and `python` the image's interpreter, which imports
-this project from an installed copy (as the Dockerfile's `pip install .` does), never
-from the source tree.
+as root) whose private mounts nothing outside sees (KFP: a fresh /tmp/kfp_outputs; Vertex
+AI: the folder standing for its FUSE mount, where the output file lives), with only the
+environment kubeflow/Dockerfile sets (its ENV lines) plus PATH, HOME and the pod's
+credentials and CAs for gs:// (POD_CREDENTIALS), and `python` the image's interpreter,
+which imports this project from an installed copy (as the Dockerfile's `pip install .`
+does), never from the source tree.
 
-Where this stand-in departs from KFP: the pipeline root may be a local folder (KFP
-takes only object stores), and KFP's object-store uploads and downloads of artifacts
-are not made (TFX's executors read and write their artifacts' URIs themselves).
+Where this stand-in departs from the backends: the pipeline root may also be a local
+folder (KFP takes only object stores; the end-to-end test uses the emulated bucket of
+scripts/with-gcs-emulator); KFP's object-store uploads and downloads of artifacts are
+not made (TFX's executors read and write their artifacts' URIs themselves); and on
+Vertex AI only the output file passes through the FUSE stand-in.
 """
 import hashlib
 import json
@@ -85,6 +88,10 @@ KFP, VERTEX = 'kfp', 'vertex'
 KFP_OUTPUT_FILE = '/tmp/kfp_outputs/output_metadata.json'  # launcher_v2.go
 EXECUTOR_LOGS = 'executor-logs'                             # driver.go provisionOutputs
 VERTEX_PROJECT_NUMBER = '123456789'
+# What a pod's environment holds besides the image's for gs:// (scripts/with-gcs-emulator).
+POD_CREDENTIALS = ('GOOGLE_AUTH_TOKEN_FOR_TESTING', 'GOOGLE_APPLICATION_CREDENTIALS',
+                   'GOOGLE_CLOUD_PROJECT', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE',
+                   'SSL_CERT_FILE')
 
 
 class BackendError(RuntimeError):
@@ -143,7 +150,11 @@ class Image:
     self.site_packages = site_packages
 
   def environment(self) -> Dict[str, str]:
-    return {**dockerfile_env(), 'HOME': self.home,
+    """The Dockerfile's ENV, PATH and HOME; and the credentials and CAs a pod gets from
+    its cluster (Workload Identity, the nodes' CAs), here those of
+    scripts/with-gcs-emulator when the tests run in it."""
+    granted = {name: os.environ[name] for name in POD_CREDENTIALS if name in os.environ}
+    return {**dockerfile_env(), **granted, 'HOME': self.home,
             'PATH': f'{os.path.dirname(self.python)}:/usr/local/bin:/usr/bin:/bin'}
 
   def run(self, command: List[str], args: List[str], cwd: str, timeout: int = 900):
@@ -152,21 +163,20 @@ class Image:
                      cwd, timeout, command)
 
   def run_in_pod(self, command: List[str], args: List[str], cwd: str,
-                 mounts: Sequence[Tuple[str, str]] = (),
-                 keep: Optional[Tuple[str, str]] = None, timeout: int = 900):
-    """The command as a pod runs it: in a mount namespace of its own where each
-    (source, target) of `mounts` is mounted (source 'tmpfs': an empty file system of the
-    pod's own; else a bind mount of that folder), none of which anything outside the
-    pod sees. `keep` (pod path, host path) is copied out after the command, as the
-    launcher, in the pod, reads the output file."""
+                 mounts: Sequence[str] = (), keep: Optional[Tuple[str, str]] = None,
+                 seed: Optional[Tuple[str, str]] = None, timeout: int = 900):
+    """The command as a pod runs it: in a mount namespace of its own, with an empty file
+    system of the pod's own at each of `mounts`, which nothing outside the pod sees.
+    `seed` (host path, pod path) is copied in first; `keep` (pod path, host path) is
+    copied out after the command, as the launcher, in the pod, reads the output file."""
     argv = [self.python if part == 'python' else part for part in command] + args
     script = []
-    for source, target in mounts:
+    for target in mounts:
       script.append(f'mkdir -p {shlex.quote(target)} || exit 125')
-      if source == 'tmpfs':
-        script.append(f'mount -t tmpfs pod {shlex.quote(target)} || exit 125')
-      else:
-        script.append(f'mount --bind {shlex.quote(source)} {shlex.quote(target)} || exit 125')
+      script.append(f'mount -t tmpfs pod {shlex.quote(target)} || exit 125')
+    if seed and os.path.exists(seed[0]):
+      script.append(f'mkdir -p {shlex.quote(os.path.dirname(seed[1]))} && '
+                    f'cp {shlex.quote(seed[0])} {shlex.quote(seed[1])} || exit 125')
     script.append('"$@"; status=$?')
     if keep:
       script.append(f'if [ -e {shlex.quote(keep[0])} ]; then '
@@ -477,9 +487,13 @@ def _condition_holds(condition: str, executor_input: Dict) -> bool:
       raise BackendError(f'condition {condition!r} names input artifact {key!r}, which the '
                          f'task does not declare (it has {sorted(artifacts)})')
 
-  # Field access (`.artifacts`, `.metadata`) as subscripts, over the JSON ExecutorInput.
-  python = re.sub(r'(?<=[\w\]\)])\.([A-Za-z_]\w*)', r"['\1']", condition)
-  python = python.replace('&&', ' and ').replace('||', ' or ')
+  # Field access (`.artifacts`, `.metadata`) as subscripts, over the JSON ExecutorInput;
+  # quoted keys (`'_PhotoExampleGen.examples'`) stay as they are.
+  python = ''.join(
+      part if part.startswith("'") else
+      re.sub(r'(?<=[\w\]\)])\.([A-Za-z_]\w*)', r"['\1']", part)
+      .replace('&&', ' and ').replace('||', ' or ')
+      for part in re.split(r"('[^']*')", condition))
   return bool(eval(python, {'__builtins__': {}},  # pylint: disable=eval-used
                    {'inputs': executor_input['inputs']}))
 
@@ -619,32 +633,29 @@ class Run:
     os.makedirs(task_dir)
     if self.backend == KFP:
       task_root = f'{self.root}/{name}/{uuid.uuid4()}'
-      output_file, mounts = KFP_OUTPUT_FILE, [('tmpfs', os.path.dirname(KFP_OUTPUT_FILE))]
+      output_file, mounts = KFP_OUTPUT_FILE, [os.path.dirname(KFP_OUTPUT_FILE)]
     else:
-      # The pod sees the bucket through its FUSE mount (here: a bind mount of the
-      # pipeline root at fuse/, which nothing outside the pod sees).
+      # The pod sees the bucket through its Cloud Storage FUSE mount. Here that mount is
+      # a folder of the pod's own, and the output file is carried between it and the
+      # bucket around each container (what FUSE does as files are written and read).
       task_root = f'{self.root}/{name}_{uuid.uuid4().hex[:8]}'
       fuse = os.path.join(task_dir, 'gcs')
-      output_file = fuse + task_root[len(self.pipeline_root):] + '/executor_output.json'
-      mounts = [(self.pipeline_root, fuse)]
-      os.makedirs(self.pipeline_root, exist_ok=True)
+      output_file = f'{fuse}/{task_root.split("://", 1)[-1].lstrip("/")}/executor_output.json'
+      mounts = [fuse]
     outputs = self._provision(name, component, output_file, task_root)
     executor_input = {'inputs': inputs, 'outputs': outputs}
     self.executor_inputs[name] = executor_input
     host_copy = os.path.join(task_dir, 'output_metadata.json')
 
     def invoke(command, args):
-      if os.path.exists(host_copy):
-        os.remove(host_copy)
-      invocation = json.dumps(executor_input)
-      if self.backend == VERTEX:  # The file was written through the FUSE mount.
-        keep = None
-        written = self.pipeline_root + output_file[len(fuse):]
-      else:
-        keep, written = (output_file, host_copy), host_copy
-      self.image.run_in_pod(command, [invocation if arg == '{{$}}' else arg for arg in args],
-                            cwd=task_dir, mounts=mounts, keep=keep)
-      return json.load(open(written)) if os.path.exists(written) else {}
+      """Runs a container; returns the output file it left, if any (Vertex AI: the one
+      an earlier container of the task left is there for it too)."""
+      seed = (host_copy, output_file) if self.backend == VERTEX else None
+      self.image.run_in_pod(command, [json.dumps(executor_input) if arg == '{{$}}' else arg
+                                      for arg in args],
+                            cwd=task_dir, mounts=mounts, keep=(output_file, host_copy),
+                            seed=seed)
+      return json.load(open(host_copy)) if os.path.exists(host_copy) else {}
 
     hook = container.get('lifecycle', {}).get('preCacheCheck')
     if hook and self.backend == VERTEX:

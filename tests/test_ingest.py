@@ -244,3 +244,18 @@ def test_a_bucket_with_folder_objects_and_nested_prefixes(bucket):
       (f'{photos}/{name}', 'written') for name in names]
   shards = tf.io.gfile.glob(f'{out}/Split-*/*{records.RECORD_SUFFIX}')
   assert sum(1 for _ in tf.data.TFRecordDataset(shards, records.COMPRESSION)) == len(names)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize('where', ['local', 'bucket'])
+def test_the_record_cache_gives_back_what_it_was_given(where, tmp_path, request):
+  """Every crop, byte for byte, on local disk and in a bucket; a photo with a crop
+  missing is not in the cache."""
+  root = str(tmp_path) if where == 'local' else request.getfixturevalue('bucket')
+  cache = ingest.RecordCache(root, 'random-init:1', 50.0, crops_per_image=2)
+  records_ = [ingest.Record('ab' * 32, 'x.png', crop, bytes([crop]) * 1000) for crop in (0, 1)]
+  cache.write(records_[0])
+  assert cache.read('ab' * 32) is None
+  cache.write(records_[1])
+  assert cache.read('ab' * 32) == [r.serialized for r in records_]
+  assert cache.read('cd' * 32) is None

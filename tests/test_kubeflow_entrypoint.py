@@ -116,7 +116,7 @@ def test_a_compiled_step_runs_on_the_executor_input_kfp_gives_it(compiled, image
   image.run_in_pod(
       container['command'],
       [json.dumps(executor_input) if arg == '{{$}}' else arg for arg in container['args']],
-      cwd=str(tmp_path), mounts=[('tmpfs', os.path.dirname(kfp_backend.KFP_OUTPUT_FILE))],
+      cwd=str(tmp_path), mounts=[os.path.dirname(kfp_backend.KFP_OUTPUT_FILE)],
       keep=(kfp_backend.KFP_OUTPUT_FILE, str(written)))
   output = json.loads(written.read_text())
   (pushed,) = output['artifacts']['pushed_model']['artifacts']
