@@ -75,3 +75,34 @@ def test_a_first_push_needs_no_baseline(tmp_path):
   (version,) = serving.numbered_versions(str(served))
   assert os.path.exists(os.path.join(served, str(version), 'saved_model.pb'))
   assert evaluator.SERVING_DIR_KEY in evaluator.ServedModelEvaluatorSpec.PARAMETERS
+
+
+def test_a_fine_tuning_runs_first_candidate_is_gated_against_its_base_model(tmp_path):
+  """Nothing served: the base model (a SavedModel, or a serving folder's newest complete
+  version) is the baseline; once a model is served, the served model is."""
+  serving_dir = str(tmp_path / 'serving')
+  base = fake_saved_model(str(tmp_path / 'base'))
+  assert evaluator.baseline_model(serving_dir, None) is None
+  assert evaluator.baseline_model(serving_dir, base) == base
+  elsewhere = tmp_path / 'elsewhere'
+  fake_saved_model(str(elsewhere / '7'))
+  os.makedirs(elsewhere / '9')  # A push that died before its saved_model.pb.
+  assert evaluator.baseline_model(serving_dir, str(elsewhere)) == str(elsewhere / '7')
+  fake_saved_model(os.path.join(serving_dir, '100'))
+  assert evaluator.baseline_model(serving_dir, base) == os.path.join(serving_dir, '100')
+
+
+def test_a_rejected_candidate_is_not_trained_again_against_the_same_served_model(tmp_path):
+  serving_dir = str(tmp_path / 'serving')
+  key = serving.trained_on_key('records-1', 'training-1')
+  assert not serving.already_trained(serving_dir, key)
+  serving.note_rejected(serving_dir, None, key)
+  assert serving.already_trained(serving_dir, key)
+  assert not serving.already_trained(serving_dir, serving.trained_on_key('records-2', 'training-1'))
+  served = fake_saved_model(os.path.join(serving_dir, '100'))  # A new served model:
+  assert not serving.already_trained(serving_dir, key)            # train again,
+  os.makedirs(os.path.join(served, 'assets.extra'))               # unless it was trained
+  with open(os.path.join(served, serving.TRAINED_ON_FILE), 'w') as f:  # on these records.
+    f.write(key)
+  assert serving.already_trained(serving_dir, key)
+  assert serving.numbered_versions(serving_dir) == [100]  # TF Serving sees no other folder.
