@@ -24,14 +24,14 @@ def fake_saved_model(folder):
 
 
 def test_the_served_model_is_the_newest_complete_version(tmp_path):
-  serving = tmp_path / 'serving'
-  assert serving.served_model(str(serving)) is None
-  fake_saved_model(str(serving / '100'))
-  (serving / '200' / 'variables').mkdir(parents=True)  # Still being copied: no graph yet.
-  (serving / '.incoming-300').mkdir()
-  assert serving.served_model(str(serving)) == str(serving / '100')
-  fake_saved_model(str(serving / '150'))
-  assert serving.served_model(str(serving)) == str(serving / '150')
+  folder = tmp_path / 'serving'
+  assert serving.served_model(str(folder)) is None
+  fake_saved_model(str(folder / '100'))
+  (folder / '200' / 'variables').mkdir(parents=True)  # Still being copied: no graph yet.
+  (folder / '.incoming-300').mkdir()
+  assert serving.served_model(str(folder)) == str(folder / '100')
+  fake_saved_model(str(folder / '150'))
+  assert serving.served_model(str(folder)) == str(folder / '150')
 
 
 def push_with(tmp_path, serving, gated_against):
