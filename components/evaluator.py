@@ -8,6 +8,10 @@ the served model is what a candidate has to beat anyway. With nothing served yet
 candidate is gated against the gray baseline only (TFMA ignores change thresholds
 without a baseline).
 
+The served model is evaluated through the signatures it has (`serving.evaluator_spec`):
+one exported before the statistics signatures is scored from its maps, so that the
+first run after an upgrade still gates.
+
 The blessing records the served version it was gated against (`baseline_model`, its
 path), so the Pusher can refuse a blessing that a newer push has made stale.
 """
@@ -27,10 +31,12 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import path_utils
+from tfx.utils import proto_utils
 
 import tensorflow_model_analysis as tfma
 
 from components import pusher
+from model import serving
 
 SERVING_DIR_KEY = 'serving_dir'
 
@@ -40,6 +46,17 @@ class ServedModelEvaluatorSpec(standard_component_specs.EvaluatorSpec):
       **standard_component_specs.EvaluatorSpec.PARAMETERS,
       SERVING_DIR_KEY: component_spec.ExecutionParameter(type=str),
   }
+
+
+def with_baseline(eval_config_json: str, served: str) -> str:
+  """The Evaluator's config (JSON) with a baseline ModelSpec for the SavedModel `served`,
+  through the signatures it has, beside the candidate's."""
+  config = proto_utils.json_to_proto(eval_config_json, tfma.EvalConfig())
+  [candidate] = config.model_specs
+  candidate.name = tfma.CANDIDATE_KEY
+  config.model_specs.add(name=tfma.BASELINE_KEY, is_baseline=True,
+                         **serving.evaluator_spec(serving.signature_names(served)))
+  return proto_utils.proto_to_json(config)
 
 
 class Executor(evaluator_executor.Executor):
@@ -54,6 +71,9 @@ class Executor(evaluator_executor.Executor):
     if served:
       staged = os.path.join(self._get_tmp_dir(), 'served_model')
       io_utils.copy_dir(served, path_utils.serving_model_path(staged))
+      config = standard_component_specs.EVAL_CONFIG_KEY
+      exec_properties = {**exec_properties, config: with_baseline(
+          exec_properties[config], path_utils.serving_model_path(staged))}
       baseline = standard_artifacts.Model()
       baseline.uri = staged
       inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
