@@ -12,7 +12,7 @@ from model import scaling
 # transfer curve and CIE's cube root are looked up in tables (exact to the 8-bit
 # output), with the constants folded into the tables and the matrix. The image's
 # channels go through as rows, [C, H * W]: TensorFlow adds, broadcasts and concatenates
-# rows at memory speed, and interleaved channels (the last axis) three to five times
+# rows at memory speed, and interleaved channels (the last axis) two to four times
 # slower (docs/performance.md, "Full resolution: where the time goes").
 _LINEAR_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
 _DELTA = 6.0 / 29.0
