@@ -37,8 +37,8 @@ def test_trainer_exports_a_serving_model_with_its_weights_fingerprint(trained):
   with open(os.path.join(serving_dir, serving.WEIGHTS_FINGERPRINT_FILE)) as f:
     assert f.read() == trained['examples'].custom_properties['embedding_weights'].string_value
   loaded = tf.saved_model.load(serving_dir)
-  assert set(loaded.signatures) == {'serving_default', 'prepare_image', 'from_l',
-                                    'from_examples', 'transform_features'}
+  assert set(loaded.signatures) == {'serving_default', 'prepare_image', 'from_l', 'from_examples',
+                                    'evaluation_statistics', 'gray_statistics'}
   run_dir = trained['model_run'].uri
   assert epochs_logged(run_dir) == [0, 1, 2]
   with open(os.path.join(run_dir, trainer.TRAINING_LOG)) as f:
