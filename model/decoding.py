@@ -7,11 +7,12 @@ so that they all take and refuse the same files for the same reasons.
 """
 import io
 import struct
-import sys
 from typing import Callable, NamedTuple, Optional, TypeVar
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
+
+from model import internals
 
 MIN_SIDE = 32
 """Photos with a side shorter than this are rejected as too small."""
@@ -164,7 +165,7 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     if why_8_bits in ('', _NOT_SRGB):
       # Pillow's own 8 bits, and the right ones for separate colour planes, whose
       # 16-bit samples its raw decoder reads as 8-bit ones.
-      _decode_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
+      internals.decode_one_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
     image.load()
     if file_format != 'TIFF':
       why_8_bits = _why_8_bits(image, data)
@@ -282,25 +283,6 @@ def _on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
   return np.round(rgb * opacity + 65535.0 * (1.0 - opacity)).astype(np.uint16)
 
 
-def _decode_byte(image: Image.Image, high: bool, as_stored: bool = True) -> None:
-  """Has Pillow decode the high or the low byte of each sample of a 16-bit RGB(A) TIFF
-  (`_tiff16`): as stored, or with premultiplied alpha undone as Pillow does. Pillow's
-  unpackers of 16-bit samples keep one byte: the high byte, or the low one when told
-  the other byte order. libtiff hands samples over in this machine's byte order, the
-  raw decoder in the file's."""
-  def rawmode(tile) -> str:
-    if tile.codec_name == 'libtiff':
-      little = sys.byteorder == 'little'
-    else:
-      little = image.tag_v2.prefix == b'II'
-    channels = tile.args[0].split(';')[0]  # 'RGB', 'RGBX', 'RGBA', 'RGBa'; 'R', ... a plane
-    if as_stored:
-      channels = channels.replace('a', 'A')
-    return channels + (';16L' if high == little else ';16B')
-  image.tile = [tile._replace(args=(rawmode(tile),) + tuple(tile.args[1:]))
-                for tile in image.tile]
-
-
 def _tiff16(high: Image.Image, data: bytes) -> np.ndarray:
   """A 16-bit RGB(A) TIFF -> uint16 [H, W, 3], alpha composited on white: `high`, its
   high bytes as decode_photo loaded and turned them, and its low bytes decoded and
@@ -308,7 +290,7 @@ def _tiff16(high: Image.Image, data: bytes) -> np.ndarray:
   whatever its compression, strips or tiles, and byte order."""
   low = Image.open(io.BytesIO(data))
   premultiplied = low.tag_v2.get(TiffImagePlugin.EXTRASAMPLES) == (1,)
-  _decode_byte(low, high=False)
+  internals.decode_one_byte(low, high=False)
   low.load()
   low = ImageOps.exif_transpose(low)
   pixels = np.asarray(high).astype(np.uint16) << 8 | np.asarray(low)

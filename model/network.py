@@ -39,8 +39,10 @@ fusion repeats the embedding over the 32x32 grid that a 256x256 input yields.
 """
 import tensorflow as tf
 
-from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
+from model import internals
 from model import scaling
+
+internals.leave_tf_keras_alone()  # Before any Keras 2 model is traced.
 
 L_INPUT = 'l'
 EMBEDDING_INPUT = 'embedding'
