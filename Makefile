@@ -36,7 +36,8 @@ demo: $(STAMP)
 	@if [ -n "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" ]; then \
 	  model=$(OUTPUTS)/serving_model; \
 	 else \
-	  model=$$(ls -d $(OUTPUTS)/pipeline_root/Trainer/model/*/Format-Serving | sort -t/ -k5 -n | tail -1); \
+	  trained=$(OUTPUTS)/pipeline_root/Trainer/model; \
+	  model=$$trained/$$(ls $$trained | sort -n | tail -1)/Format-Serving; \
 	  echo "The demo model was not blessed (see $(OUTPUTS)/report.html), so nothing was pushed;"; \
 	  echo "using the unblessed candidate $$model instead."; \
 	 fi; \
