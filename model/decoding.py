@@ -116,26 +116,13 @@ _GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                  draft_size: int = 0, keep_gray: bool = False,
                  keep_16bit: bool = False) -> DecodedPhoto:
-  """Decodes image bytes to 8-bit sRGB, or raises PhotoRejected saying why not.
-
-  Takes JPEG, PNG, GIF (first frame), BMP, WebP and TIFF; applies EXIF orientation;
-  turns CMYK, palette, 16-bit and alpha images into 8-bit sRGB (alpha composited on
-  white; an embedded ICC profile is converted to sRGB). The size limit is checked on
-  the header, before any pixel is decoded, so a decompression bomb costs nothing.
-  `draft_size` > 0 lets JPEG decode at a reduced scale whose sides stay >= draft_size,
-  which is several times faster for large photos that are resized afterwards anyway.
-  `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
-  (`colorizer colorize` takes a scan's luminance from all of its bits). `keep_16bit`
-  returns 16-bit colour as uint16 [H, W, 3] sRGB (alpha composited on white, the same
-  EXIF orientation): a 16-bit PNG (48-bit RGB or 64-bit RGBA), decoded by TensorFlow's
-  PNG decoder after Pillow has checked and loaded it; and a 16-bit RGB(A) TIFF as
-  scanners and Photoshop write them (uncompressed, LZW, Deflate or PackBits, with or
-  without the horizontal predictor, strips or tiles, either byte order, samples side
-  by side or, uncompressed, in separate planes), decoded by Pillow twice, once for each
-  byte of its samples (`_tiff16`). Other 16-bit colour (an ICC profile that is not
-  sRGB, which Pillow's LittleCMS converts at 8 bits only; a TIFF of another compression,
-  of compressed separate planes, or CMYK; gray with alpha) gives the 8-bit result, and
-  `read_at_8_bits` says why.
+  """Decodes image bytes to 8-bit sRGB (EXIF orientation applied, alpha on white), or
+  raises PhotoRejected saying why not; the size limit is checked on the header, before
+  any pixel is decoded. `draft_size` > 0: a JPEG may decode at a reduced scale whose
+  sides stay >= draft_size. `keep_gray`: a gray image as it is, [H, W, 1], uint16 when
+  it has 16 bits. `keep_16bit`: 16-bit colour as uint16 [H, W, 3]; what cannot be read
+  at 16 bits gives 8 bits, and `read_at_8_bits` says why (docs/colorize.md, "16-bit
+  scans", lists the kinds).
   """
   if not data:
     raise PhotoRejected('empty', 'the file has 0 bytes')

@@ -162,7 +162,7 @@ def learning_rate(peak: float, schedule: str, steps: int, warmup_share: Optional
 
 
 def training_loss(name: str, train_files: List[str]):
-  """`mse` (the seed's) or `rarity` (losses.RarityWeightedMSE, its colour distribution
+  """`mse` (mean squared error on ab) or `rarity` (losses.RarityWeightedMSE, its colour distribution
   counted on `train_files`)."""
   if name == hp.MSE:
     return 'mse'

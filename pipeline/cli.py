@@ -120,7 +120,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum('lr-schedule', hp.DEFAULTS[hp.LR_SCHEDULE], hp.LR_SCHEDULES,
                     'constant, or cosine: a warm-up over the first 5% of the steps, then a '
                     'cosine decay to 0.', flag_values=fv)
-  flags.DEFINE_enum('loss', hp.DEFAULTS[hp.LOSS], hp.LOSSES, 'mse (the seed\'s), or rarity: '
+  flags.DEFINE_enum('loss', hp.DEFAULTS[hp.LOSS], hp.LOSSES, 'mse (mean squared error), or rarity: '
                     'MSE weighted towards rarer, more saturated colours (Zhang et al. '
                     '2016), against the brown average of MSE colourizers.', flag_values=fv)
   flags.DEFINE_integer('epochs', hp.DEFAULTS[hp.EPOCHS], 'Epochs (checkpoints) the steps '
