@@ -129,11 +129,12 @@ def resolve_span(exec_properties: Dict[str, Any], examples,
   resolver = processor(exec_properties[standard_component_specs.INPUT_BASE_KEY],
                        input_config.splits, range_config)
   span, version = resolver.resolve_span_and_version()
+  fingerprint = resolver.get_input_fingerprint(span, version)  # Of the patterns as given.
   for split in input_config.splits:
     split.pattern = resolver.get_pattern_for_span_version(split.pattern, span, version)
   resolved = {**exec_properties,
               utils.SPAN_PROPERTY_NAME: span, utils.VERSION_PROPERTY_NAME: version,
-              utils.FINGERPRINT_PROPERTY_NAME: resolver.get_input_fingerprint(span, version),
+              utils.FINGERPRINT_PROPERTY_NAME: fingerprint,
               standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config)}
   driver.update_output_artifact(resolved, examples.mlmd_artifact)
   logging.info('Resolved span %s of %s', span, resolved[standard_component_specs.INPUT_BASE_KEY])
