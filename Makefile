@@ -32,11 +32,12 @@ DEMO_BEAM := --beam-arg=--direct_running_mode=in_memory --beam-arg=--direct_num_
 
 demo: $(STAMP)
 	$(VENV)/bin/colorizer run --data data/samples --output-root $(OUTPUTS) \
-	    --embedding-weights auto $(DEMO_TRAINING) $(DEMO_BEAM)
+	    --embedding-weights auto $(DEMO_TRAINING) $(DEMO_BEAM) --nonext-steps
 	@if [ -n "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" ]; then \
 	  model=$(OUTPUTS)/serving_model; \
 	 else \
-	  model=$$(ls -d $(OUTPUTS)/pipeline_root/Trainer/model/*/Format-Serving | sort -t/ -k5 -n | tail -1); \
+	  trained=$(OUTPUTS)/pipeline_root/Trainer/model; \
+	  model=$$trained/$$(ls $$trained | sort -n | tail -1)/Format-Serving; \
 	  echo "The demo model was not blessed (see $(OUTPUTS)/report.html), so nothing was pushed;"; \
 	  echo "using the unblessed candidate $$model instead."; \
 	 fi; \
@@ -46,12 +47,9 @@ demo: $(STAMP)
 	 $(VENV)/bin/colorizer evaluate --model $$model --data data/held_out \
 	     --out $(OUTPUTS)/held_out.json --grid $(OUTPUTS)/held_out.jpg \
 	     --log $(OUTPUTS)/logs/colorizer-evaluate.log
-	@printf "\nNext:\n"
-	@echo "  open the report      $(OUTPUTS)/report.html"
-	@echo "  look at held-out     $(OUTPUTS)/held_out.jpg (gray input | model output | truth)"
-	@echo "  serve the model      $(VENV)/bin/colorizer serve --model $(OUTPUTS)/serving_model"
-	@echo "                       then open http://127.0.0.1:8501/"
-	@echo "  colourize photos     $(VENV)/bin/colorizer colorize PHOTOS... --model $(OUTPUTS)/serving_model --out $(OUTPUTS)/colorized"
+	@$(PY) -c 'import sys; from pipeline import cli; cli.print_next_steps(sys.argv[1], sys.argv[2], sys.argv[3] != "", sys.argv[4], sys.argv[5])' \
+	    $(OUTPUTS)/report.html $(OUTPUTS)/serving_model "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" \
+	    $(VENV)/bin/colorizer $(OUTPUTS)/held_out.jpg
 
 # Debian's chromium, for the web page's browser test (installed once, with apt).
 browser:

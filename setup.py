@@ -17,7 +17,7 @@ setuptools.setup(
         'absl-py>=1.4,<2',
         'apache-beam[gcp]==2.59.0',
         'google-cloud-storage>=2,<3',
-        'pillow>=10',
+        'pillow>=12,<13',  # model/internals.py rewrites its TIFF tiles (ImageFile._Tile)
         'tensorflow==2.16.2',
         'tensorflow-io==0.37.1',
         'tf-keras>=2.16,<2.17',

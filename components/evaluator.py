@@ -22,7 +22,6 @@ from tfx import types
 from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
@@ -36,6 +35,7 @@ from tfx.utils import proto_utils
 import tensorflow_model_analysis as tfma
 
 from components import pusher
+from model import internals
 from model import serving
 
 SERVING_DIR_KEY = 'serving_dir'
@@ -105,11 +105,9 @@ class Executor(evaluator_executor.Executor):
         fileio.rmtree(staged)
     blessing = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.BLESSING_KEY])
-    properties = blessing.mlmd_artifact.custom_properties
     # The staged copy has no MLMD id; Vertex's entrypoint would look a 0 up and fail
     # (kubeflow_v2_entrypoint_utils.refactor_model_blessing).
-    if constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY in properties:
-      del properties[constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY]
+    internals.drop_custom_property(blessing, constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
     if served:
       blessing.set_string_custom_property(pusher.BASELINE_KEY, served)
     if not blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY):
@@ -121,9 +119,10 @@ class Executor(evaluator_executor.Executor):
                               serving.trained_on(candidate))
 
 
-class ServedModelEvaluator(tfx.components.Evaluator):
-  """`tfx.components.Evaluator` whose baseline is the newest model in `serving_dir`
-  (else `base_model`, the model a fine-tuning run starts from)."""
+class ServedModelEvaluator(tfx.types.BaseBeamComponent):
+  """`tfx.components.Evaluator`'s spec and executor, with the newest model in
+  `serving_dir` as the baseline (else `base_model`, the model a fine-tuning run starts
+  from)."""
 
   SPEC_CLASS = ServedModelEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
@@ -136,4 +135,4 @@ class ServedModelEvaluator(tfx.components.Evaluator):
         example_splits='null',
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing))
-    base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+    super().__init__(spec=spec)

@@ -22,14 +22,12 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from absl import logging
 from tfx import types
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.example_gen import input_processor
 from tfx.components.example_gen import utils
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import base_beam_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
@@ -44,6 +42,7 @@ from tfx.utils import proto_utils
 from components import ingest
 from model import decoding
 from model import embedding
+from model import internals
 from model import records
 from model import serving
 
@@ -147,13 +146,15 @@ def input_fingerprint(split_name: str, pattern: str) -> str:
 class PhotoInputProcessor(input_processor.FileBasedInputProcessor):
   """TFX's span and version resolution, with `input_fingerprint` as the fingerprint."""
 
-  def resolve_span_and_version(self) -> Tuple[int, Optional[int]]:
-    span, version = super().resolve_span_and_version()
-    self._fingerprint = '\n'.join(
+  def __init__(self, input_base_uri: str, splits, range_config=None):
+    super().__init__(input_base_uri, splits, range_config)
+    self.input_base, self.splits = input_base_uri, list(splits)
+
+  def get_input_fingerprint(self, span: int, version: Optional[int]) -> str:
+    return '\n'.join(
         input_fingerprint(split.name, os.path.join(
-            self._input_base_uri, self.get_pattern_for_span_version(split.pattern, span, version)))
-        for split in self._splits)
-    return span, version
+            self.input_base, self.get_pattern_for_span_version(split.pattern, span, version)))
+        for split in self.splits)
 
 
 class PhotoExampleGenDriver(example_gen_driver.FileBasedDriver):
@@ -165,29 +166,11 @@ class PhotoExampleGenDriver(example_gen_driver.FileBasedDriver):
 
 def resolve_span(exec_properties: Dict[str, Any],
                  examples: types.Artifact) -> Dict[str, Any]:
-  """What TFX's ingestion driver does before the executor (span, version, input
-  fingerprint, the pattern for that span), for where no driver runs. On open-source
-  Kubeflow Pipelines nothing runs the container's `lifecycle.preCacheCheck`, where TFX
-  puts that driver: kubeflow/pipelines backend/src reads no Lifecycle. Same logic as
-  tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py."""
-  input_config = proto_utils.json_to_proto(
-      exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
-  range_json = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
-  range_config = (proto_utils.json_to_proto(range_json, range_config_pb2.RangeConfig())
-                  if range_json else None)
-  processor = PhotoInputProcessor(
-      exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits,
-      range_config)
-  span, version = processor.resolve_span_and_version()
-  for split in input_config.splits:
-    split.pattern = processor.get_pattern_for_span_version(split.pattern, span, version)
-  resolved = {**exec_properties,
-              utils.SPAN_PROPERTY_NAME: span, utils.VERSION_PROPERTY_NAME: version,
-              utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version),
-              standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config)}
-  example_gen_driver.update_output_artifact(resolved, examples.mlmd_artifact)
-  logging.info('Resolved span %s of %s', span, resolved[standard_component_specs.INPUT_BASE_KEY])
-  return resolved
+  """The span, version, input fingerprint and pattern that TFX's example-gen driver
+  resolves before the executor, for where no driver runs: open-source Kubeflow
+  Pipelines runs no container's `lifecycle.preCacheCheck`, where TFX puts that driver
+  (kubeflow/pipelines backend/src reads no Lifecycle)."""
+  return internals.resolve_span(exec_properties, examples, PhotoInputProcessor)
 
 
 def window_spans(input_base: str, span_pattern: str, span: int,
@@ -262,7 +245,7 @@ class PhotoExampleGen(FileBasedExampleGen):
         record_cache=record_cache or None, serving_dir=serving_dir or None,
         training_fingerprint=training_fingerprint or None,
         examples=types.Channel(type=standard_artifacts.Examples))
-    base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
+    internals.init_with_spec(self, spec)
 
 
 def input_base_and_pattern(data: str) -> Tuple[str, str]:

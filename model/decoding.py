@@ -7,11 +7,12 @@ so that they all take and refuse the same files for the same reasons.
 """
 import io
 import struct
-import sys
 from typing import Callable, NamedTuple, Optional, TypeVar
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, TiffImagePlugin, UnidentifiedImageError
+
+from model import internals
 
 MIN_SIDE = 32
 """Photos with a side shorter than this are rejected as too small."""
@@ -115,26 +116,13 @@ _GRAY_MODES = ('L', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                  draft_size: int = 0, keep_gray: bool = False,
                  keep_16bit: bool = False) -> DecodedPhoto:
-  """Decodes image bytes to 8-bit sRGB, or raises PhotoRejected saying why not.
-
-  Takes JPEG, PNG, GIF (first frame), BMP, WebP and TIFF; applies EXIF orientation;
-  turns CMYK, palette, 16-bit and alpha images into 8-bit sRGB (alpha composited on
-  white; an embedded ICC profile is converted to sRGB). The size limit is checked on
-  the header, before any pixel is decoded, so a decompression bomb costs nothing.
-  `draft_size` > 0 lets JPEG decode at a reduced scale whose sides stay >= draft_size,
-  which is several times faster for large photos that are resized afterwards anyway.
-  `keep_gray` returns a gray image as it is, [H, W, 1], uint16 when it has 16 bits
-  (`colorizer colorize` takes a scan's luminance from all of its bits). `keep_16bit`
-  returns 16-bit colour as uint16 [H, W, 3] sRGB (alpha composited on white, the same
-  EXIF orientation): a 16-bit PNG (48-bit RGB or 64-bit RGBA), decoded by TensorFlow's
-  PNG decoder after Pillow has checked and loaded it; and a 16-bit RGB(A) TIFF as
-  scanners and Photoshop write them (uncompressed, LZW, Deflate or PackBits, with or
-  without the horizontal predictor, strips or tiles, either byte order, samples side
-  by side or, uncompressed, in separate planes), decoded by Pillow twice, once for each
-  byte of its samples (`_tiff16`). Other 16-bit colour (an ICC profile that is not
-  sRGB, which Pillow's LittleCMS converts at 8 bits only; a TIFF of another compression,
-  of compressed separate planes, or CMYK; gray with alpha) gives the 8-bit result, and
-  `read_at_8_bits` says why.
+  """Decodes image bytes to 8-bit sRGB (EXIF orientation applied, alpha on white), or
+  raises PhotoRejected saying why not; the size limit is checked on the header, before
+  any pixel is decoded. `draft_size` > 0: a JPEG may decode at a reduced scale whose
+  sides stay >= draft_size. `keep_gray`: a gray image as it is, [H, W, 1], uint16 when
+  it has 16 bits. `keep_16bit`: 16-bit colour as uint16 [H, W, 3]; what cannot be read
+  at 16 bits gives 8 bits, and `read_at_8_bits` says why (docs/colorize.md, "16-bit
+  scans", lists the kinds).
   """
   if not data:
     raise PhotoRejected('empty', 'the file has 0 bytes')
@@ -164,7 +152,7 @@ def decode_photo(data: bytes, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     if why_8_bits in ('', _NOT_SRGB):
       # Pillow's own 8 bits, and the right ones for separate colour planes, whose
       # 16-bit samples its raw decoder reads as 8-bit ones.
-      _decode_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
+      internals.decode_one_byte(image, high=True, as_stored=keep_16bit and why_8_bits == '')
     image.load()
     if file_format != 'TIFF':
       why_8_bits = _why_8_bits(image, data)
@@ -282,25 +270,6 @@ def _on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
   return np.round(rgb * opacity + 65535.0 * (1.0 - opacity)).astype(np.uint16)
 
 
-def _decode_byte(image: Image.Image, high: bool, as_stored: bool = True) -> None:
-  """Has Pillow decode the high or the low byte of each sample of a 16-bit RGB(A) TIFF
-  (`_tiff16`): as stored, or with premultiplied alpha undone as Pillow does. Pillow's
-  unpackers of 16-bit samples keep one byte: the high byte, or the low one when told
-  the other byte order. libtiff hands samples over in this machine's byte order, the
-  raw decoder in the file's."""
-  def rawmode(tile) -> str:
-    if tile.codec_name == 'libtiff':
-      little = sys.byteorder == 'little'
-    else:
-      little = image.tag_v2.prefix == b'II'
-    channels = tile.args[0].split(';')[0]  # 'RGB', 'RGBX', 'RGBA', 'RGBa'; 'R', ... a plane
-    if as_stored:
-      channels = channels.replace('a', 'A')
-    return channels + (';16L' if high == little else ';16B')
-  image.tile = [tile._replace(args=(rawmode(tile),) + tuple(tile.args[1:]))
-                for tile in image.tile]
-
-
 def _tiff16(high: Image.Image, data: bytes) -> np.ndarray:
   """A 16-bit RGB(A) TIFF -> uint16 [H, W, 3], alpha composited on white: `high`, its
   high bytes as decode_photo loaded and turned them, and its low bytes decoded and
@@ -308,7 +277,7 @@ def _tiff16(high: Image.Image, data: bytes) -> np.ndarray:
   whatever its compression, strips or tiles, and byte order."""
   low = Image.open(io.BytesIO(data))
   premultiplied = low.tag_v2.get(TiffImagePlugin.EXTRASAMPLES) == (1,)
-  _decode_byte(low, high=False)
+  internals.decode_one_byte(low, high=False)
   low.load()
   low = ImageOps.exif_transpose(low)
   pixels = np.asarray(high).astype(np.uint16) << 8 | np.asarray(low)

@@ -21,10 +21,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
+from model import internals
 from model import scaling
 from model import storage
 from model.hyperparameters import AUTO, IMAGENET, RANDOM  # the names resolve_weights takes
+
+internals.leave_tf_keras_alone()  # Before any Keras 2 model is traced.
 
 RANDOM_INIT = 'random-init'
 

@@ -34,7 +34,7 @@ COSINE = 'cosine'      # a warm-up, then a cosine decay to 0
 LR_SCHEDULES = (CONSTANT, COSINE)
 
 # Losses (model.trainer.training_loss)
-MSE = 'mse'            # the seed's
+MSE = 'mse'            # mean squared error on ab
 RARITY = 'rarity'      # weighted towards rare colours (model.losses.RarityWeightedMSE)
 LOSSES = (MSE, RARITY)
 

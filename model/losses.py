@@ -1,4 +1,4 @@
-"""Training losses: the seed's MSE, and a rarity-weighted MSE against the sepia average.
+"""Training losses: MSE on ab, and a rarity-weighted MSE against the sepia average.
 
 An MSE colourizer predicts, for each pixel, the mean of the colours that its
 surroundings could have: where blue, green and red are all plausible the mean is a dull

@@ -97,12 +97,9 @@ def _within(ab_true, ab_pred):
   return tf.concat([tf.cumsum(histogram, axis=-1)[:, :AUC_MAX_DISTANCE + 1], count], -1)
 
 
-# Each metric's statistics as one XLA-compiled graph. TFMA calls update_state eagerly
-# (tensorflow_model_analysis/metrics/tf_metric_wrapper.py,
-# _CompilableMetricsCombiner._process_batch), where each of the Lab -> sRGB conversion's
-# ops ran on its own over the whole batch: all nine metrics took about 370 ms an example,
-# fused about 70 (batches of 16, on a loaded 2-core machine). One trace per label type
-# and `gray`, the batch size left free; XLA compiles once per batch shape.
+# Each metric's statistics as one XLA-compiled graph: TFMA calls update_state eagerly, op
+# by op otherwise (docs/performance.md, "The Evaluator at scale"). One trace per label
+# type and `gray`; XLA compiles once per batch shape.
 _graph = tf.function(reduce_retracing=True, jit_compile=True)
 
 
@@ -154,14 +151,9 @@ def _squared_ab_errors_and_gray(y_true, y_pred):
 
 
 SLICE_EXAMPLES = 16
-"""At most this many examples of maps per compiled call. TFMA hands `update_state`
-every label and prediction it has collected at once (tf_metric_wrapper.py,
-`_process_batch`); for the maps of an older served model in the Evaluator, that is the
-whole eval split: its size estimate divides each array's bytes by the array's
-references (tensorflow_model_analysis/utils/size_estimator.py), so 270 examples' 186
-MiB counted as 12.6 and its 16 MiB limit was never reached. The statistics' float
-intermediates take about 6 MB an example on top (docs/performance.md, "The Evaluator
-at scale")."""
+"""At most this many examples of maps per compiled call: TFMA may hand `update_state`
+a whole eval split at once, and memory grows with the call (docs/performance.md, "The
+Evaluator at scale")."""
 
 
 def _is_statistics(y_pred) -> bool:

@@ -1,46 +1,13 @@
 """The fusion colorizer: an encoder on L, Inception-ResNet-v2's embedding fused at the
-bottleneck, and a decoder that predicts ab.
-
-The seed's network (Emil Wallner's "full version", after Baldassarre et al.'s Deep
-Koalarization), layer by layer; every convolution is 3x3, 'same' padding, ReLU unless
-noted:
-
-| # | layer                                   | output          | as the seed?           |
-|---|-----------------------------------------|-----------------|------------------------|
-|   | input `l`: L / 50 - 1                   | 256x256x1       | yes                    |
-| 1 | conv 64, stride 2                       | 128x128x64      | yes                    |
-| 2 | conv 128                                | 128x128x128     | yes                    |
-| 3 | conv 128, stride 2                      | 64x64x128       | yes                    |
-| 4 | conv 256                                | 64x64x256       | yes                    |
-| 5 | conv 256, stride 2                      | 32x32x256       | yes                    |
-| 6 | conv 512                                | 32x32x512       | yes                    |
-| 7 | conv 512                                | 32x32x512       | yes                    |
-| 8 | conv 256                                | 32x32x256       | yes                    |
-|   | input `embedding` (1000), repeated 32x32| 32x32x1000      | yes                    |
-| 9 | concat, conv 1x1 256                    | 32x32x256       | yes                    |
-|10 | conv 128, upsample x2                   | 64x64x128       | bilinear, not nearest  |
-|11 | conv 64, upsample x2                    | 128x128x64      | bilinear, not nearest  |
-|12 | conv 32                                 | 128x128x32      | yes                    |
-|13 | conv 16                                 | 128x128x16      | yes                    |
-|14 | conv 2, tanh (float32)                  | 128x128x2       | yes                    |
-|15 | upsample x2                             | 256x256x2       | bilinear, not nearest  |
-
-Output: ab / 128. Loss: mean squared error on ab (the seed's).
-
-Departures, and why: the ReLU convolutions start from He-normal weights (He et al.
-2015) instead of Keras's default Glorot-uniform: Glorot shrinks the signal about 3x at
-each layer that doubles the channels, so after a few hundred steps 90% of the deep
-layers' channels were dead and the model only painted the average sepia (measured on
-the demo model); upsampling is bilinear instead of nearest-neighbour, since nearest
-leaves 2x2 blocks in the predicted colour that show up as a grid at full resolution;
-the last layer computes in float32 under mixed precision, so that tanh saturates the
-same on GPU and CPU. The encoder is fully convolutional and has no pooling; the
-fusion repeats the embedding over the 32x32 grid that a 256x256 input yields.
+bottleneck, and a decoder that predicts ab / 128. Its layers, and why it departs from
+Deep Koalarization's, are in docs/training.md ("The network").
 """
 import tensorflow as tf
 
-from model import autograph  # noqa: F401  (tf_keras unconverted: see there)
+from model import internals
 from model import scaling
+
+internals.leave_tf_keras_alone()  # Before any Keras 2 model is traced.
 
 L_INPUT = 'l'
 EMBEDDING_INPUT = 'embedding'

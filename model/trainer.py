@@ -5,13 +5,14 @@ Use it as `tfx.components.Trainer(run_fn='model.trainer.run_fn', ...)`; hyperpar
 come through `custom_config` (`model.hyperparameters`), steps through TrainArgs /
 EvalArgs.
 """
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 import tqdm
@@ -112,16 +113,26 @@ def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
   return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
 
-def distribution_strategy() -> tf.distribute.Strategy:
-  """MirroredStrategy over the visible GPUs in mixed float16; without GPUs the default
-  (one device) strategy, in mixed bfloat16 on CPUs that compute it natively (2x the
-  training speed on 2 AMD EPYC cores), else in float32. The weights stay float32."""
+def distribution_strategy() -> Tuple[tf.distribute.Strategy, str]:
+  """(strategy, Keras precision policy): MirroredStrategy over the visible GPUs in mixed
+  float16; without GPUs the default (one device) strategy, in mixed bfloat16 on CPUs
+  that compute it natively, else in float32. Build and train under `precision(policy)`."""
   gpus = tf.config.list_logical_devices('GPU')
   if gpus:
-    tf.keras.mixed_precision.set_global_policy('mixed_float16')
-    return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-  tf.keras.mixed_precision.set_global_policy('mixed_bfloat16' if cpu_has_bfloat16() else 'float32')
-  return tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus]), 'mixed_float16'
+  return tf.distribute.get_strategy(), 'mixed_bfloat16' if cpu_has_bfloat16() else 'float32'
+
+
+@contextlib.contextmanager
+def precision(policy: str) -> Iterator[None]:
+  """Keras's global precision policy for the models built inside (the weights stay
+  float32); the one before is restored on leaving."""
+  before = tf.keras.mixed_precision.global_policy()
+  tf.keras.mixed_precision.set_global_policy(policy)
+  try:
+    yield
+  finally:
+    tf.keras.mixed_precision.set_global_policy(before)
 
 
 def _backup_dir(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str]) -> str:
@@ -151,7 +162,7 @@ def learning_rate(peak: float, schedule: str, steps: int, warmup_share: Optional
 
 
 def training_loss(name: str, train_files: List[str]):
-  """`mse` (the seed's) or `rarity` (losses.RarityWeightedMSE, its colour distribution
+  """`mse` (mean squared error on ab) or `rarity` (losses.RarityWeightedMSE, its colour distribution
   counted on `train_files`)."""
   if name == hp.MSE:
     return 'mse'
@@ -260,38 +271,39 @@ def train(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str] = No
                                            start_weights is not None)
   epochs = max(1, min(config[hp.EPOCHS], train_steps or 1))
   steps_per_epoch = math.ceil(train_steps / epochs)
-  strategy = distribution_strategy()
-  global_batch = batch_size * strategy.num_replicas_in_sync
-  train_batches = input_fn(fn_args.train_files, global_batch, training=True,
-                           shuffle_buffer=config[hp.SHUFFLE_BUFFER], seed=seed)
-  loss = training_loss(config[hp.LOSS], fn_args.train_files)
-  with strategy.scope():
-    colorizer = compiled_colorizer(
-        learning_rate(rate, config[hp.LR_SCHEDULE], steps_per_epoch * epochs, warmup_share),
-        loss)
-    for variable, value in zip(colorizer.variables, start_weights or []):
-      variable.assign(value)
+  strategy, policy = distribution_strategy()
+  with precision(policy):  # Until the model is trained: export builds float32 copies.
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    train_batches = input_fn(fn_args.train_files, global_batch, training=True,
+                             shuffle_buffer=config[hp.SHUFFLE_BUFFER], seed=seed)
+    loss = training_loss(config[hp.LOSS], fn_args.train_files)
+    with strategy.scope():
+      colorizer = compiled_colorizer(
+          learning_rate(rate, config[hp.LR_SCHEDULE], steps_per_epoch * epochs, warmup_share),
+          loss)
+      for variable, value in zip(colorizer.variables, start_weights or []):
+        variable.assign(value)
 
-  callbacks = []
-  if fn_args.eval_steps:
-    callbacks.append(ValidationMetrics(
-        input_fn(fn_args.eval_files, global_batch, training=False).take(fn_args.eval_steps)))
-  backup = _backup_dir(fn_args, config, base)
-  callbacks += [
-      tf.keras.callbacks.BackupAndRestore(backup),
-      tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
-      tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
-                                   append=True),
-      Progress(steps_per_epoch, epochs),
-  ]
-  if steps_per_epoch:
-    logging.info('Training %d steps (%d epochs, batch %d, seed %d, from %s) with %s over '
-                 '%d replica(s); backups in %s', train_steps, epochs, global_batch, seed,
-                 base or 'the initial weights', type(strategy).__name__,
-                 strategy.num_replicas_in_sync, backup)
-    colorizer.fit(train_batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=0)
-  return colorizer
+    callbacks = []
+    if fn_args.eval_steps:
+      callbacks.append(ValidationMetrics(
+          input_fn(fn_args.eval_files, global_batch, training=False).take(fn_args.eval_steps)))
+    backup = _backup_dir(fn_args, config, base)
+    callbacks += [
+        tf.keras.callbacks.BackupAndRestore(backup),
+        tf.keras.callbacks.TensorBoard(fn_args.model_run_dir, update_freq='epoch'),
+        tf.keras.callbacks.CSVLogger(os.path.join(fn_args.model_run_dir, TRAINING_LOG),
+                                     append=True),
+        Progress(steps_per_epoch, epochs),
+    ]
+    if steps_per_epoch:
+      logging.info('Training %d steps (%d epochs, batch %d, seed %d, from %s) with %s over '
+                   '%d replica(s); backups in %s', train_steps, epochs, global_batch, seed,
+                   base or 'the initial weights', type(strategy).__name__,
+                   strategy.num_replicas_in_sync, backup)
+      colorizer.fit(train_batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks, verbose=0)
+    return colorizer
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -310,7 +322,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   print(f'Warm-starting from {base}' if base else
         'Training from the initial weights (no model is served yet)')
   colorizer = train(fn_args, config, base, start)
-  tf.keras.mixed_precision.set_global_policy('float32')
   serving.export(colorizer, weights, fn_args.serving_model_dir, warm_started_from=base,
                  trained_on=serving.trained_on_key(report.get('records_fingerprint', ''),
                                                    config[hp.TRAINING_FINGERPRINT]))

@@ -345,12 +345,9 @@ def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
   in_memory = from_records.take(sizes.train_steps).cache().repeat()
   for _ in in_memory.take(sizes.train_steps):  # Fills the cache.
     pass
-  trainer.distribution_strategy()  # The Trainer's precision: mixed bfloat16 where the CPU has it.
-  precision = tf.keras.mixed_precision.global_policy().name
-  try:
+  _, precision = trainer.distribution_strategy()  # mixed bfloat16 where the CPU has it
+  with trainer.precision(precision):
     colorizer = trainer.compiled_colorizer(hp.DEFAULTS[hp.LEARNING_RATE])
-  finally:
-    tf.keras.mixed_precision.set_global_policy('float32')  # For the benchmarks after this one.
 
   def steps_per_s(dataset) -> float:
     batches = iter(dataset)  # Filling the shuffle buffer is start-up: not timed.

@@ -40,22 +40,35 @@ def _crops_flag(fv: flags.FlagValues) -> None:
                        'to its split.', lower_bound=1, flag_values=fv)
 
 
-def _ingest_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string('data', None, 'Photos: a folder (all files below it), a glob, or '
-                      'a gs:// folder or glob.', flag_values=fv, required=True)
-  flags.DEFINE_string('out', None, 'Output folder (local or gs://); must be new or empty.',
-                      flag_values=fv, required=True)
+def _embedding_weights_flag(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('embedding-weights', hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
                       'Inception-ResNet-v2 weights: imagenet (downloads once through Keras), '
                       'none (random; colour quality needs real weights), auto (imagenet when '
                       'available, else none), or the path or gs:// uri of an .h5 file.',
                       flag_values=fv)
+
+
+def _eval_percent_flag(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos (chosen by '
                        'content hash, so stable across runs) in Split-eval.', flag_values=fv)
+
+
+def _beam_arg_flag(fv: flags.FlagValues, note: str = '') -> None:
+  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
+                            f'--beam-arg=--direct_num_workers=2; repeatable.{note}',
+                            flag_values=fv)
+
+
+def _ingest_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string('data', None, 'Photos: a folder (all files below it), a glob, or '
+                      'a gs:// folder or glob.', flag_values=fv, required=True)
+  flags.DEFINE_string('out', None, 'Output folder (local or gs://); must be new or empty.',
+                      flag_values=fv, required=True)
+  _embedding_weights_flag(fv)
+  _eval_percent_flag(fv)
   _max_megapixels_flag(fv)
   _crops_flag(fv)
-  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
-                            '--beam-arg=--direct_num_workers=2; repeatable.', flag_values=fv)
+  _beam_arg_flag(fv)
   flags.DEFINE_string('record-cache', None, 'A folder (local or gs://) where each photo\'s '
                       'records are kept by content: a photo found there is read back, not '
                       'decoded and embedded again.', flag_values=fv)
@@ -65,12 +78,12 @@ def _run_ingest(fv: flags.FlagValues, args: List[str]) -> int:
   from components import ingest  # pylint: disable=import-outside-toplevel
   start = time.time()
   report = ingest.ingest(
-      fv.data, fv.out, embedding_weights=fv['embedding-weights'].value,
+      fv['data'].value, fv['out'].value, embedding_weights=fv['embedding-weights'].value,
       eval_percent=fv['eval-percent'].value, max_megapixels=fv['max-megapixels'].value,
       crops_per_image=fv['crops-per-image'].value,
       beam_args=list(configs.LOCAL_BEAM_ARGS) + fv['beam-arg'].value,
       record_cache=fv['record-cache'].value)
-  _print_ingest_summary(report, fv.out, time.time() - start)
+  _print_ingest_summary(report, fv['out'].value, time.time() - start)
   return 0
 
 
@@ -99,9 +112,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer('train-steps', configs.TRAIN_STEPS, 'Training steps.', flag_values=fv)
   flags.DEFINE_integer('eval-steps', configs.EVAL_STEPS, 'Validation steps per epoch.',
                        flag_values=fv)
-  flags.DEFINE_string('embedding-weights', hp.DEFAULTS[hp.EMBEDDING_WEIGHTS],
-                      'imagenet | none | auto | the path or gs:// uri of an .h5 file.',
-                      flag_values=fv)
+  _embedding_weights_flag(fv)
   flags.DEFINE_integer('batch-size', hp.DEFAULTS[hp.BATCH_SIZE], 'Batch size per replica.',
                        flag_values=fv)
   flags.DEFINE_float('learning-rate', hp.DEFAULTS[hp.LEARNING_RATE], 'Adam learning rate '
@@ -109,7 +120,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_enum('lr-schedule', hp.DEFAULTS[hp.LR_SCHEDULE], hp.LR_SCHEDULES,
                     'constant, or cosine: a warm-up over the first 5% of the steps, then a '
                     'cosine decay to 0.', flag_values=fv)
-  flags.DEFINE_enum('loss', hp.DEFAULTS[hp.LOSS], hp.LOSSES, 'mse (the seed\'s), or rarity: '
+  flags.DEFINE_enum('loss', hp.DEFAULTS[hp.LOSS], hp.LOSSES, 'mse (mean squared error), or rarity: '
                     'MSE weighted towards rarer, more saturated colours (Zhang et al. '
                     '2016), against the brown average of MSE colourizers.', flag_values=fv)
   flags.DEFINE_integer('epochs', hp.DEFAULTS[hp.EPOCHS], 'Epochs (checkpoints) the steps '
@@ -123,8 +134,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
                        'training steps (0: --train-steps).', lower_bound=0, flag_values=fv)
   flags.DEFINE_float('warm-warmup', hp.DEFAULTS[hp.WARM_WARMUP], 'A warm-started run\'s '
                      'share of its steps spent raising the rate from 0.', flag_values=fv)
-  flags.DEFINE_integer('eval-percent', configs.EVAL_PERCENT, 'Percent of photos in '
-                       'Split-eval.', flag_values=fv)
+  _eval_percent_flag(fv)
   _crops_flag(fv)
   flags.DEFINE_float('min-improvement-over-gray', configs.MIN_IMPROVEMENT_OVER_GRAY,
                      'Gate: ab-MSE must be at most (1 - this) x the gray baseline\'s.',
@@ -147,8 +157,7 @@ def _training_flags(fv: flags.FlagValues) -> None:
                       'that no photo is decoded and embedded twice (default: '
                       f'<pipeline root>/{configs.RECORD_CACHE_DIR}; \'\' for none).',
                       flag_values=fv)
-  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option; repeatable.',
-                            flag_values=fv)
+  _beam_arg_flag(fv)
 
 
 def _pipeline_options(fv: flags.FlagValues) -> dict:
@@ -159,8 +168,8 @@ def _pipeline_options(fv: flags.FlagValues) -> dict:
       train_steps=fv['train-steps'].value, eval_steps=fv['eval-steps'].value,
       hyperparameters={hp.BATCH_SIZE: fv['batch-size'].value,
                        hp.LEARNING_RATE: fv['learning-rate'].value,
-                       hp.LR_SCHEDULE: fv['lr-schedule'].value, hp.LOSS: fv.loss,
-                       hp.EPOCHS: fv['epochs'].value, hp.SEED: fv.seed,
+                       hp.LR_SCHEDULE: fv['lr-schedule'].value, hp.LOSS: fv['loss'].value,
+                       hp.EPOCHS: fv['epochs'].value, hp.SEED: fv['seed'].value,
                        hp.WARM_LEARNING_RATE: fv['warm-learning-rate'].value,
                        hp.WARM_STEPS: fv['warm-steps'].value,
                        hp.WARM_WARMUP: fv['warm-warmup'].value},
@@ -177,6 +186,8 @@ def _run_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('output-root', None, 'Folder (on this machine: it holds the SQLite '
                       'metadata and a lock) for pipeline_root/, metadata.db, serving_model/ '
                       'and report.html.', flag_values=fv, required=True)
+  flags.DEFINE_bool('next-steps', True, 'End with what to do next (`make demo` says it '
+                    'after scoring the held-out photos: --nonext-steps).', flag_values=fv)
   _training_flags(fv)
 
 
@@ -191,18 +202,20 @@ def _run_run(fv: flags.FlagValues, args: List[str]) -> int:
   with _libraries_log(log):  # Before TensorFlow loads: its C++ runtime prints on import.
     from pipeline import local_runner  # pylint: disable=import-outside-toplevel
     try:
-      verdict = local_runner.run(fv.data, output_root, beam_args=fv['beam-arg'].value,
+      verdict = local_runner.run(fv['data'].value, output_root, beam_args=fv['beam-arg'].value,
                                  **_pipeline_options(fv))
     except local_runner.RunInProgress as e:
       busy = e  # Said once the terminal has its stderr back.
   if busy:
     print(f'colorizer run: {busy}', file=sys.stderr)
     return 3
-  _print_verdict(verdict, local_runner.paths(output_root), time.time() - start)
+  _print_verdict(verdict, local_runner.paths(output_root), time.time() - start,
+                 fv['next-steps'].value)
   return 0
 
 
-def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None:
+def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float,
+                   next_steps: bool = True) -> None:
   """The Evaluator's verdict, what was pushed, and what to do next."""
   ratio = verdict['ab_mse'] / verdict['gray_ab_mse'] if verdict['gray_ab_mse'] else float('nan')
   print(f'\nPipeline finished in {seconds:.0f} s')
@@ -221,13 +234,22 @@ def _print_verdict(verdict: dict, where: Dict[str, str], seconds: float) -> None
   else:
     print(f'  Nothing pushed; serving {verdict["served"] or "no model yet"}')
   print(f'  log            {where["log"]}')
-  print(f'\nNext:\n  open the report      {where["report"]}')
-  if verdict['served']:
-    print(f'  serve the model      colorizer serve --model {where["serving_model"]}\n'
-          f'                       then open {SERVE_URL}')
-    colorized = os.path.join(os.path.dirname(where['report']), 'colorized')
-    print(f'  colourize photos     colorizer colorize PHOTOS... --model '
-          f'{where["serving_model"]} --out {colorized}')
+  if next_steps:
+    print_next_steps(where['report'], where['serving_model'], bool(verdict['served']))
+
+
+def print_next_steps(report: str, serving_model: str, served: bool,
+                     colorizer: str = 'colorizer', held_out_grid: str = '') -> None:
+  """What to do after a run: `colorizer run`'s last lines, and `make demo`'s."""
+  print(f'\nNext:\n  open the report      {report}')
+  if held_out_grid:
+    print(f'  look at held-out     {held_out_grid} (gray input | model output | truth)')
+  if served:
+    print(f'  serve the model      {colorizer} serve --model {serving_model}\n'
+          f'                       then open http://{configs.SERVE_HOST}:{configs.SERVE_PORT}/')
+    colorized = os.path.join(os.path.dirname(report), 'colorized')
+    print(f'  colourize photos     {colorizer} colorize PHOTOS... --model {serving_model} '
+          f'--out {colorized}')
   else:
     print('  (nothing to serve yet: no model has passed the gates)')
 
@@ -246,10 +268,14 @@ def _libraries_log(path: Optional[str]):
   return run_log.to_file(path)
 
 
-def _colorize_flags(fv: flags.FlagValues) -> None:
+def _model_flag(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
                       'versions (the highest is used), local or gs://.', flag_values=fv,
                       required=True)
+
+
+def _colorize_flags(fv: flags.FlagValues) -> None:
+  _model_flag(fv)
   flags.DEFINE_string('out', None, 'Folder for the colourized photos (local or gs://): the '
                       'folders under each INPUT are mirrored here, with '
                       'colorize_report.json.', flag_values=fv, required=True)
@@ -263,10 +289,8 @@ def _colorize_flags(fv: flags.FlagValues) -> None:
   _max_megapixels_flag(fv)
   flags.DEFINE_integer('batch-size', 16, 'Photos of the model\'s size per model call; a '
                        'large photo is a batch of its own.', lower_bound=1, flag_values=fv)
-  flags.DEFINE_multi_string('beam-arg', [], 'A Beam pipeline option, e.g. '
-                            '--beam-arg=--runner=DataflowRunner (docs/colorize.md); '
-                            'repeatable. With none, a single input file runs in this '
-                            'process (no worker processes to start).', flag_values=fv)
+  _beam_arg_flag(fv, ' With none, a single input file runs in this process (no worker '
+                 'processes to start); Dataflow: docs/colorize.md.')
   _log_flag(fv)
 
 
@@ -274,19 +298,19 @@ def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
   if not args:
     raise flags.Error('give at least one INPUT: a file, a folder or a glob')
   start = time.time()
-  with _libraries_log(fv.log):
+  with _libraries_log(fv['log'].value):
     from pipeline import colorize  # pylint: disable=import-outside-toplevel
     report = colorize.colorize(
-        args, fv.model, fv.out, fv.format, jpeg_quality=fv['jpeg-quality'].value,
-        overwrite=fv.overwrite, max_megapixels=fv['max-megapixels'].value,
+        args, fv['model'].value, fv['out'].value, fv['format'].value,
+        jpeg_quality=fv['jpeg-quality'].value,
+        overwrite=fv['overwrite'].value, max_megapixels=fv['max-megapixels'].value,
         beam_args=fv['beam-arg'].value, batch_size=fv['batch-size'].value)
-  colorize.print_summary(report, fv.out, time.time() - start)
+  colorize.print_summary(report, fv['out'].value, time.time() - start)
   return 1 if report['rejected'] else 0
 
 
 def _evaluate_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string('model', None, 'A SavedModel folder, or a serving folder of numbered '
-                      'versions (the highest is used).', flag_values=fv, required=True)
+  _model_flag(fv)
   flags.DEFINE_string('data', None, 'Colour photos to score on: a folder (all files below '
                       'it), a glob or a file, local or gs://. Use photos the model never '
                       'trained on.', flag_values=fv, required=True)
@@ -299,9 +323,10 @@ def _evaluate_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_evaluate(fv: flags.FlagValues, args: List[str]) -> int:
-  with _libraries_log(fv.log):
+  with _libraries_log(fv['log'].value):
     from pipeline import evaluate  # pylint: disable=import-outside-toplevel
-    evaluate.run(fv.model, fv.data, fv.out, fv.grid, fv['max-megapixels'].value)
+    evaluate.run(fv['model'].value, fv['data'].value, fv['out'].value, fv['grid'].value,
+                 fv['max-megapixels'].value)
   return 0
 
 
@@ -358,18 +383,19 @@ def _run_compile(fv: flags.FlagValues, args: List[str]) -> int:
                       'give a gs:// folder')
   runner = fv['beam-runner'].value
   job = kubeflow_runner.compile_pipeline(
-      fv.output, root, fv.data, serving_dir=fv['serving-dir'].value, image=fv.image,
+      fv['output'].value, root, fv['data'].value, serving_dir=fv['serving-dir'].value,
+      image=fv['image'].value,
       resources=kubeflow_runner.step_resources(runner, **{
           f'{step}_{unit.replace("-", "_")}': fv[f'{step}-{unit}'].value
           for step in ('trainer', 'ingest', 'evaluator') for unit in ('cpu', 'memory-gb')}),
       gpu_spec=kubeflow_runner.gpu(fv['gpu-type'].value, fv['gpu-count'].value,
                                    fv['gpu-node-selector'].value),
       beam_pipeline_args=kubeflow_runner.beam_args(
-          runner, fv.project, fv.region, fv['temp-location'].value,
-          image=fv.image, extra=fv['beam-arg'].value),
+          runner, fv['project'].value, fv['region'].value, fv['temp-location'].value,
+          image=fv['image'].value, extra=fv['beam-arg'].value),
       **_pipeline_options(fv))
   steps = ', '.join(sorted(job['pipelineSpec']['root']['dag']['tasks']))
-  print(f'Wrote {fv.output} ({steps}), image {fv.image}')
+  print(f'Wrote {fv["output"].value} ({steps}), image {fv["image"].value}')
   return 0
 
 
@@ -391,9 +417,9 @@ def _orchestrator_flags(fv: flags.FlagValues) -> None:
 
 
 def _check_orchestrator(fv: flags.FlagValues) -> None:
-  if fv.vertex and not (fv.project and fv.region):
+  if fv['vertex'].value and not (fv['project'].value and fv['region'].value):
     raise flags.Error('--vertex needs --project and --region')
-  if not fv.vertex and not fv.host:
+  if not fv['vertex'].value and not fv['host'].value:
     raise flags.Error('give --host (Kubeflow Pipelines) or --vertex --project --region')
 
 
@@ -406,13 +432,14 @@ def _submit_flags(fv: flags.FlagValues) -> None:
 def _run_submit(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import submit  # pylint: disable=import-outside-toplevel
   _check_orchestrator(fv)
-  if fv.vertex:
-    done = submit.submit_vertex(fv.package, fv.project, fv.region,
+  if fv['vertex'].value:
+    done = submit.submit_vertex(fv['package'].value, fv['project'].value, fv['region'].value,
                                 run_name=fv['run-name'].value or configs.PIPELINE_NAME,
                                 service_account=fv['service-account'].value,
                                 api_endpoint=fv['api-endpoint'].value)
   else:
-    done = submit.submit_kfp(fv.host, fv.package, fv.experiment, fv['run-name'].value)
+    done = submit.submit_kfp(fv['host'].value, fv['package'].value, fv['experiment'].value,
+                             fv['run-name'].value)
   print(f'Submitted run {done.id}\n  {done.link}')
   return 0
 
@@ -429,13 +456,15 @@ def _schedule_flags(fv: flags.FlagValues) -> None:
 def _run_schedule(fv: flags.FlagValues, args: List[str]) -> int:
   from pipeline import submit  # pylint: disable=import-outside-toplevel
   _check_orchestrator(fv)
-  if fv.vertex:
-    done = submit.schedule_vertex(fv.package, fv.project, fv.region, fv.cron, fv.name,
+  if fv['vertex'].value:
+    done = submit.schedule_vertex(fv['package'].value, fv['project'].value,
+                                  fv['region'].value, fv['cron'].value, fv['name'].value,
                                   service_account=fv['service-account'].value,
                                   api_endpoint=fv['api-endpoint'].value)
   else:
-    done = submit.schedule_kfp(fv.host, fv.package, fv.cron, fv.experiment, fv.name)
-  print(f'Scheduled {done.id} ({fv.cron}; at most one run at a time, no catch-up)\n'
+    done = submit.schedule_kfp(fv['host'].value, fv['package'].value, fv['cron'].value,
+                               fv['experiment'].value, fv['name'].value)
+  print(f'Scheduled {done.id} ({fv["cron"].value}; at most one run at a time, no catch-up)\n'
         f'  {done.link}')
   return 0
 
@@ -450,28 +479,24 @@ def _stage_weights_flags(fv: flags.FlagValues) -> None:
 
 def _run_stage_weights(fv: flags.FlagValues, args: List[str]) -> int:
   from model import embedding  # pylint: disable=import-outside-toplevel
-  weights = embedding.stage_weights(fv.to, fv['from'].value)
+  weights = embedding.stage_weights(fv['to'].value, fv['from'].value)
   print(f'Staged {weights.uri} (sha256 {weights.fingerprint})\n'
         f'  use it with --embedding-weights {weights.uri}')
   return 0
-
-
-SERVE_HOST, SERVE_PORT = '127.0.0.1', 8501
-SERVE_URL = f'http://{SERVE_HOST}:{SERVE_PORT}/'
 
 
 def _serve_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string('model', None, 'Serving folder of numbered versions (what the '
                       'pipeline pushes to, e.g. outputs/serving_model), local or gs://.',
                       flag_values=fv, required=True)
-  flags.DEFINE_string('host', SERVE_HOST, 'Address to listen on (0.0.0.0: every '
+  flags.DEFINE_string('host', configs.SERVE_HOST, 'Address to listen on (0.0.0.0: every '
                       'interface; think before exposing it).', flag_values=fv)
-  flags.DEFINE_integer('port', SERVE_PORT, 'Port (TF Serving\'s REST port by default).',
+  flags.DEFINE_integer('port', configs.SERVE_PORT, 'Port (TF Serving\'s REST port by default).',
                        flag_values=fv)
   flags.DEFINE_string('model-name', configs.PIPELINE_NAME, 'The model name in the URLs.',
                       flag_values=fv)
-  flags.DEFINE_float('max-upload-mb', 20, 'Largest request body (413 above it).',
-                     flag_values=fv)
+  flags.DEFINE_float('max-upload-mb', configs.SERVE_MAX_UPLOAD_MB, 'Largest request body '
+                     '(413 above it).', flag_values=fv)
   _max_megapixels_flag(fv)
   flags.DEFINE_integer('max-batch', configs.SERVE_MAX_BATCH, 'Photos of concurrent requests '
                        'colourized together in one model call; twice as many requests are '
@@ -481,8 +506,8 @@ def _serve_flags(fv: flags.FlagValues) -> None:
                      'several photos, how long the next one waits for as many (TF Serving\'s '
                      'batch_timeout_micros); a lone client never waits. 0: batches take what '
                      'is queued.', lower_bound=0, flag_values=fv)
-  flags.DEFINE_float('poll-seconds', 2, 'How often to look for a newly pushed version.',
-                     flag_values=fv)
+  flags.DEFINE_float('poll-seconds', configs.SERVE_POLL_SECONDS, 'How often to look for a '
+                     'newly pushed version.', flag_values=fv)
 
 
 def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
@@ -491,7 +516,8 @@ def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
   except ModuleNotFoundError as e:
     raise flags.Error(f'colorizer serve needs the "serve" extra ({e.name} is missing): '
                       'pip install -c constraints.txt ".[serve]"') from None
-  serve.serve(fv.model, host=fv.host, port=fv.port, model_name=fv['model-name'].value,
+  serve.serve(fv['model'].value, host=fv['host'].value, port=fv['port'].value,
+              model_name=fv['model-name'].value,
               max_upload_mb=fv['max-upload-mb'].value,
               max_megapixels=fv['max-megapixels'].value,
               max_batch=fv['max-batch'].value, batch_timeout_ms=fv['batch-timeout-ms'].value,
@@ -510,10 +536,11 @@ def _bench_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_bench(fv: flags.FlagValues, args: List[str]) -> int:
-  with _libraries_log(fv.log):
+  with _libraries_log(fv['log'].value):
     from pipeline import bench  # pylint: disable=import-outside-toplevel
-    results = bench.run(fv.out, bench.TINY if fv.tiny else bench.FULL, export_dir=fv.model)
-  print(f'\n{bench.table(results)}\n\n{fv.out} ({results["seconds"]:.0f} s; '
+    results = bench.run(fv['out'].value, bench.TINY if fv['tiny'].value else bench.FULL,
+                        export_dir=fv['model'].value)
+  print(f'\n{bench.table(results)}\n\n{fv["out"].value} ({results["seconds"]:.0f} s; '
         f'{results["machine"]["cpu"]}, {results["machine"]["cores"]} cores)')
   return 0
 

@@ -27,6 +27,9 @@ MAX_REGRESSION = 0.0              # and at most this share above the served mode
 KEEP_VERSIONS = 3                 # pushed versions kept in the serving directory
 
 # `colorizer serve`: concurrent requests' photos share one model call (docs/serving.md).
+SERVE_HOST, SERVE_PORT = '127.0.0.1', 8501  # this machine only; TF Serving's REST port
+SERVE_MAX_UPLOAD_MB = 20     # a larger request body is answered 413
+SERVE_POLL_SECONDS = 2.0     # how often the serving folder is looked at for a new version
 SERVE_MAX_BATCH = 8          # photos of 256x256 per call: the benchmark's 8 clients
 SERVE_BATCH_TIMEOUT_MS = 20  # how long a batch waits for the clients just answered
 

@@ -25,10 +25,8 @@ from typing import Dict, List, Tuple
 
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app
-from tfx import version as tfx_version
 
-# The TFX whose entry point this hands over to (its `_parse_flags` and `main`).
-WRITTEN_FOR_TFX = '1.16.0'
+from model import internals
 
 
 def _untyped(artifact: Dict) -> bool:
@@ -57,21 +55,9 @@ def mend(executor_input: Dict, inputs_spec: Dict) -> Dict:
   return executor_input
 
 
-def _tfx_entry_point():
-  """TFX's entry point module, for the version it was written for only: it reaches
-  into that module's flag parser."""
-  if tfx_version.__version__ != WRITTEN_FOR_TFX:
-    raise RuntimeError(f'pipeline/kubeflow_entrypoint.py was written for TFX '
-                       f'{WRITTEN_FOR_TFX}\'s Kubeflow V2 entry point, and this image has '
-                       f'TFX {tfx_version.__version__}: check that module and '
-                       'kubeflow/pipelines\' ExecutorInput again, then update it')
-  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # pylint: disable=import-outside-toplevel
-  return kubeflow_v2_run_executor
-
-
 def parse_flags(argv: List[str]) -> Tuple[object, List[str]]:
   """TFX's own flags (the rest are Beam's), with the invocation mended."""
-  args, beam_args = _tfx_entry_point()._parse_flags(argv)  # pylint: disable=protected-access
+  args, beam_args = internals.parse_kubeflow_v2_flags(argv)
   inputs_spec = json.loads(getattr(args, 'json_serialized_inputs_spec_args', None) or '{}')
   args.json_serialized_invocation_args = json.dumps(
       mend(json.loads(args.json_serialized_invocation_args), inputs_spec))
@@ -79,7 +65,7 @@ def parse_flags(argv: List[str]) -> Tuple[object, List[str]]:
 
 
 def main(argv: List[str] = None) -> None:
-  app.run(_tfx_entry_point().main, argv=argv or sys.argv, flags_parser=parse_flags)
+  app.run(internals.run_kubeflow_v2_executor, argv=argv or sys.argv, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.types import channel
 from ml_metadata.proto import metadata_store_pb2
 
 from components import evaluator as served_model_evaluator
@@ -25,6 +24,7 @@ from components import pusher
 from components import trainer as trainer_component
 from model import decoding
 from model import hyperparameters as hp
+from model import internals
 from model import metrics
 from model import serving
 from pipeline import configs
@@ -104,11 +104,8 @@ def create_pipeline(
       crops_per_image=crops_per_image, window_spans=window_spans, record_cache=record_cache,
       serving_dir=serving_model_dir, training_fingerprint=training)
 
-  # Placeholders without a preset key, so that the compiler names each channel by the
-  # conditioned task's own input (`examples`, `model_blessing`); `.future()` would name
-  # `_PhotoExampleGen.examples` or `_Evaluator.blessing`, inputs the tasks do not declare.
   # A run whose records and training are those the served model came from stops here.
-  examples = channel.ChannelWrappedPlaceholder(ingest.outputs['examples'])
+  examples = internals.unkeyed_future(ingest.outputs['examples'])
   with tfx.dsl.Cond(examples[0].custom_property(example_gen.RETRAIN_KEY) == 1):
     trainer = trainer_component.WarmStartTrainer(
         run_fn='model.trainer.run_fn',
@@ -128,7 +125,7 @@ def create_pipeline(
     # Inside both conditions: TFX's local runner fails a Pusher whose blessing was not
     # made in this run. (On KFP the Pusher then declares the Examples as an input, as
     # `_PhotoExampleGen.examples`.)
-    blessing = channel.ChannelWrappedPlaceholder(evaluator.outputs['blessing'])
+    blessing = internals.unkeyed_future(evaluator.outputs['blessing'])
     with tfx.dsl.Cond(blessing[0].custom_property('blessed') == 1):
       push = pusher.AtomicPusher(
           model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],

@@ -20,10 +20,12 @@ from PIL import Image
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
+from tfx.components.evaluator import constants as evaluator_properties
 from tfx.orchestration import metadata
 from tfx import v1 as tfx
 
 from components import trainer as trainer_component
+from model import internals
 from model import metrics
 from model import records
 from model import scaling
@@ -70,6 +72,16 @@ def _grid(examples_uri: str, model_uri: str) -> List[Dict[str, str]]:
           for source, row in zip(features['source'].numpy(), rows)]
 
 
+def _blessed(blessing) -> bool:
+  key = evaluator_properties.ARTIFACT_PROPERTY_BLESSED_KEY
+  return blessing.custom_properties[key].int_value == 1
+
+
+def _has_baseline(blessing) -> bool:
+  """Whether the Evaluator compared the candidate with a served (or base) model."""
+  return evaluator_properties.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY in blessing.custom_properties
+
+
 def _outputs(store, execution_id: int) -> Dict[str, object]:
   """{output key: artifact} of an execution (a cached one's are the earlier outputs)."""
   events = [e for e in store.get_events_by_execution_ids([execution_id])
@@ -114,7 +126,7 @@ def history(store) -> List[Dict]:
       continue
     evaluated = _outputs(store, evaluator.id)
     blessing = evaluated['blessing']
-    has_baseline = 'baseline_model' in blessing.custom_properties
+    has_baseline = _has_baseline(blessing)
     candidate = _metrics(evaluated['evaluation'].uri, 'candidate' if has_baseline else None)
     served = (_metrics(evaluated['evaluation'].uri, 'baseline') if has_baseline else {})
     model = _outputs(store, by_node['Trainer'].id).get('model') if 'Trainer' in by_node else None
@@ -129,10 +141,10 @@ def history(store) -> List[Dict]:
                   if examples is not None and 'spans' in examples.custom_properties else ''),
         'candidate': candidate.get('ab_mse'), 'gray': candidate.get('gray_ab_mse'),
         'served': served.get('ab_mse'),
-        'blessed': blessing.custom_properties['blessed'].int_value == 1,
-        'pushed': (pushed.custom_properties['pushed_version'].string_value
-                   if pushed is not None and pushed.custom_properties['pushed'].int_value == 1
-                   else None),
+        'blessed': _blessed(blessing),
+        'pushed': (pushed.custom_properties[internals.PUSHED_VERSION].string_value
+                   if pushed is not None
+                   and pushed.custom_properties[internals.PUSHED].int_value == 1 else None),
         'warm_started_from': (model.custom_properties[
             trainer_component.WARM_STARTED_FROM_KEY].string_value if model is not None and
             trainer_component.WARM_STARTED_FROM_KEY in model.custom_properties else ''),
@@ -199,10 +211,11 @@ def write_report(metadata_path: str, serving_dir: str, report_path: str) -> dict
     runs = history(store)
     stopped = _stopped_after_ingestion(store)
 
-  blessed = blessing.custom_properties['blessed'].int_value == 1
+  blessed = _blessed(blessing)
   pushed = runs[-1]['pushed'] if runs else None
-  candidate_uri = blessing.custom_properties['current_model'].string_value
-  has_baseline = 'baseline_model' in blessing.custom_properties
+  candidate_uri = blessing.custom_properties[
+      evaluator_properties.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY].string_value
+  has_baseline = _has_baseline(blessing)
   candidate = _metrics(evaluation.uri, 'candidate' if has_baseline else None)
   baseline = _metrics(evaluation.uri, 'baseline') if has_baseline else {}
   validation = tfma.load_validation_result(evaluation.uri)

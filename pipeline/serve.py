@@ -266,8 +266,9 @@ def _images(request: dict) -> List[bytes]:
   return images
 
 
-def create_app(versions: ModelVersions, model_name: str = 'colorizer',
-               max_upload_mb: float = 20, max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
+def create_app(versions: ModelVersions, model_name: str = configs.PIPELINE_NAME,
+               max_upload_mb: float = configs.SERVE_MAX_UPLOAD_MB,
+               max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
                max_batch: int = configs.SERVE_MAX_BATCH,
                batch_timeout_ms: float = configs.SERVE_BATCH_TIMEOUT_MS) -> fastapi.FastAPI:
   """The FastAPI application over `versions` (already refreshed once); its batcher is
@@ -384,12 +385,13 @@ def create_app(versions: ModelVersions, model_name: str = 'colorizer',
   return app
 
 
-def serve(model_dir: str, host: str = '127.0.0.1', port: int = 8501,
-          model_name: str = 'colorizer', max_upload_mb: float = 20,
+def serve(model_dir: str, host: str = configs.SERVE_HOST, port: int = configs.SERVE_PORT,
+          model_name: str = configs.PIPELINE_NAME,
+          max_upload_mb: float = configs.SERVE_MAX_UPLOAD_MB,
           max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
           max_batch: int = configs.SERVE_MAX_BATCH,
           batch_timeout_ms: float = configs.SERVE_BATCH_TIMEOUT_MS,
-          poll_seconds: float = 2.0) -> None:
+          poll_seconds: float = configs.SERVE_POLL_SECONDS) -> None:
   """Loads the newest version under `model_dir` and serves until interrupted."""
   import uvicorn  # pylint: disable=import-outside-toplevel
   versions = ModelVersions(model_dir)

@@ -126,7 +126,15 @@ def submit_vertex(package: str, project: str, region: str,
   is for private endpoints; credentials default to the application default ones."""
   job = _vertex_job(package, project, region, run_name, api_endpoint, credentials)
   job.submit(service_account=service_account)
-  return Submitted(job.resource_name, job._dashboard_uri())  # pylint: disable=protected-access
+  return Submitted(job.resource_name, vertex_run_link(job.resource_name))
+
+
+def vertex_run_link(resource_name: str) -> str:
+  """The Cloud console's page of a PipelineJob, from its resource name
+  (projects/P/locations/L/pipelineJobs/ID), as Vertex's own SDK prints it on submit."""
+  fields = dict(zip(*[iter(resource_name.split('/'))] * 2))
+  return (f'https://console.cloud.google.com/vertex-ai/locations/{fields["locations"]}/'
+          f'pipelines/runs/{fields["pipelineJobs"]}?project={fields["projects"]}')
 
 
 def schedule_vertex(package: str, project: str, region: str, cron: str,

@@ -83,10 +83,7 @@ def train(out, config, steps, start):
       serving_model_dir=os.path.join(out, 'unused'),
       model_run_dir=os.path.join(out, 'Trainer', 'model_run', str(time.time_ns())),
       custom_config={})
-  try:
-    colorizer = trainer.train(args, config, 'served' if start else None, start)
-  finally:
-    tf.keras.mixed_precision.set_global_policy('float32')
+  colorizer = trainer.train(args, config, 'served' if start else None, start)
   fresh = network.build_colorizer()
   fresh.set_weights(colorizer.get_weights())
   return fresh

@@ -90,6 +90,8 @@ def test_submit_and_schedule_on_vertex_ai(api, compiled):
                              api_endpoint=api.url, credentials=anonymous)
   (sent,) = api.sent('POST', '/v1/projects/colorizer-test/locations/europe-west4/pipelineJobs')
   assert run.id.startswith('projects/colorizer-test/locations/europe-west4/pipelineJobs/colorizer-')
+  assert run.link == ('https://console.cloud.google.com/vertex-ai/locations/europe-west4/'
+                      f'pipelines/runs/{run.id.split("/")[-1]}?project=colorizer-test')
   assert sent['body']['pipelineSpec'] == job['pipelineSpec']
   assert sent['body']['runtimeConfig']['gcsOutputDirectory'] == CLUSTER['pipeline_root']
   assert sent['body']['serviceAccount'] == 'trainer@colorizer-test.iam.gserviceaccount.com'

@@ -116,11 +116,8 @@ def seeded_weights(examples, folder, seed):
       train_files=split_files(examples, 'train'), eval_files=split_files(examples, 'eval'),
       train_steps=4, eval_steps=0, serving_model_dir=str(folder / 'serving'),
       model_run_dir=str(folder / 'Trainer' / 'model_run' / '1'), custom_config={})
-  try:
-    return trainer.train(args, hp.parse({**TRAIN_CONFIG, hp.BATCH_SIZE: 2, hp.EPOCHS: 2,
-                                         hp.SEED: seed})).get_weights()
-  finally:
-    tf.keras.mixed_precision.set_global_policy('float32')
+  return trainer.train(args, hp.parse({**TRAIN_CONFIG, hp.BATCH_SIZE: 2, hp.EPOCHS: 2,
+                                       hp.SEED: seed})).get_weights()
 
 
 def test_the_same_seed_trains_the_same_weights(trained, tmp_path):
@@ -174,10 +171,7 @@ def test_export_then_warm_start_reproduces_the_weights_exactly(
       eval_files=split_files(trained['examples'], 'eval'), train_steps=0, eval_steps=0,
       serving_model_dir=str(tmp_path / 'out'),
       model_run_dir=str(tmp_path / 'Trainer' / 'model_run' / '1'), custom_config={})
-  try:
-    started = trainer.train(args, config, base, start)
-  finally:
-    tf.keras.mixed_precision.set_global_policy('float32')
+  started = trainer.train(args, config, base, start)
   assert len(started.variables) == len(exported.variables)
   for got, want in zip(started.variables, exported.variables):
     assert np.array_equal(got.numpy(), want.numpy()), want.name
@@ -267,10 +261,7 @@ def test_warm_starts_over_spans_keep_improving_where_training_afresh_does_not(tm
         eval_files=window_files(found, spans, 'eval', folder), train_steps=SPAN_STEPS,
         eval_steps=0, serving_model_dir=str(folder / 'serving'),
         model_run_dir=str(folder / 'Trainer' / 'model_run' / '1'), custom_config={})
-    try:
-      return trainer.train(args, config, 'served' if start else None, start), args
-    finally:
-      tf.keras.mixed_precision.set_global_policy('float32')
+    return trainer.train(args, config, 'served' if start else None, start), args
 
   curves = {}
   first, _ = train([1], None, 'first')

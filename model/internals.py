@@ -1,0 +1,160 @@
+"""Every reach into a library's internals, in one place, each checked against the
+version it was written for: on another version it fails loudly here, instead of
+quietly somewhere else. When a library is upgraded, read each reach below against the
+new version, then update WRITTEN_FOR, constraints.txt and tests/test_internals.py.
+
+It lives in `model/`, the lowest layer, so that every package may use it; each
+library is imported only when one of its reaches is used.
+"""
+import importlib
+import sys
+from typing import Any, Callable, Dict, List, Tuple
+
+# Library: (module whose __version__ is read, the version written for). A version
+# without a patch level ('12') takes every release of it ('12.3.0').
+WRITTEN_FOR = {
+    'TensorFlow': ('tensorflow', '2.16.2'),
+    'Pillow': ('PIL', '12'),
+    'TFX': ('tfx.version', '1.16.0'),
+}
+
+# The custom properties TFX's Pusher writes on its PushedModel (its executor's private
+# names; the report reads them from MLMD). test_internals compares them with TFX's.
+PUSHED = 'pushed'
+PUSHED_VERSION = 'pushed_version'
+
+
+def written_for(library: str, version: str) -> bool:
+  written = WRITTEN_FOR[library][1]
+  return version == written or version.startswith(written + '.')
+
+
+def check(library: str, version: str, reach: str, place: str = 'this environment') -> None:
+  """Raises unless `version` of `library` is the one `reach` was written for."""
+  if not written_for(library, version):
+    raise RuntimeError(
+        f'{reach} was written for {library} {WRITTEN_FOR[library][1]}, and {place} has '
+        f'{library} {version}: read it again against that version (model/internals.py), '
+        'then update it')
+
+
+def require(library: str, reach: str, place: str = 'this environment') -> None:
+  """`check` against the installed version of `library`."""
+  check(library, importlib.import_module(WRITTEN_FOR[library][0]).__version__, reach, place)
+
+
+def leave_tf_keras_alone() -> None:
+  """Has AutoGraph leave Keras 2 (`tf_keras`) unconverted, as it leaves `keras`.
+
+  TensorFlow 2.16's conversion rules skip `keras` but not `tf_keras`, so tracing a
+  function that calls a Keras 2 model re-wrote tf_keras's own layer code; later
+  TensorFlow adds the same rule. Subclassed layers are still converted (tf_keras
+  converts their `call` itself). Adds the rule once."""
+  require('TensorFlow', 'the tf_keras AutoGraph rule')
+  from tensorflow.python.autograph.core import config  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+  if not any(rule.matches('tf_keras.src') for rule in config.CONVERSION_RULES
+             if isinstance(rule, config.DoNotConvert)):
+    config.CONVERSION_RULES = (*config.CONVERSION_RULES, config.DoNotConvert('tf_keras'))
+
+
+def decode_one_byte(image, high: bool, as_stored: bool = True) -> None:
+  """Has Pillow decode the high or the low byte of each sample of a 16-bit RGB(A) TIFF
+  `image` (not loaded yet): as stored, or with premultiplied alpha undone as Pillow does.
+
+  Pillow's 16-bit unpackers keep one byte, the high one, or the low one when told the
+  other byte order; so each tile's raw mode is rewritten. libtiff hands samples over in
+  this machine's byte order, the raw decoder in the file's."""
+  require('Pillow', "the rewrite of 16-bit TIFF tiles' raw modes")
+
+  def rawmode(tile) -> str:
+    if tile.codec_name == 'libtiff':
+      little = sys.byteorder == 'little'
+    else:
+      little = image.tag_v2.prefix == b'II'
+    channels = tile.args[0].split(';')[0]  # 'RGB', 'RGBX', 'RGBA', 'RGBa'; 'R', ... a plane
+    if as_stored:
+      channels = channels.replace('a', 'A')
+    return channels + (';16L' if high == little else ';16B')
+  image.tile = [tile._replace(args=(rawmode(tile),) + tuple(tile.args[1:]))
+                for tile in image.tile]
+
+
+def init_with_spec(component, spec) -> None:
+  """Initializes a subclass of a TFX component with its own spec (more parameters than
+  its parent's): the parent's `__init__` would build the parent's spec, so it is
+  skipped for `BaseBeamComponent`'s."""
+  require('TFX', f"{type(component).__name__}'s initialization")
+  from tfx.dsl.components.base import base_beam_component  # pylint: disable=import-outside-toplevel
+  base_beam_component.BaseBeamComponent.__init__(component, spec=spec)
+
+
+def unkeyed_future(channel):
+  """`channel.future()` without its preset key, so that the compiler names the
+  placeholder by the conditioned task's own input (`examples`), not by the producer's
+  output (`_PhotoExampleGen.examples`), which the task does not declare."""
+  require('TFX', 'the placeholder of a condition')
+  from tfx.types import channel as tfx_channel  # pylint: disable=import-outside-toplevel
+  return tfx_channel.ChannelWrappedPlaceholder(channel)
+
+
+def drop_custom_property(artifact, key: str) -> None:
+  """Removes a custom property from a TFX artifact, which has no public way to."""
+  require('TFX', 'the removal of a custom property')
+  properties = artifact.mlmd_artifact.custom_properties
+  if key in properties:
+    del properties[key]
+
+
+def resolve_span(exec_properties: Dict[str, Any], examples,
+                 processor: Callable[[str, List, Any], Any]) -> Dict[str, Any]:
+  """What TFX's example-gen driver does before the executor, for where no driver runs:
+  the span, version and input fingerprint (by `processor(input_base, splits,
+  range_config)`, a FileBasedInputProcessor), and the pattern for that span. As
+  tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py does it."""
+  require('TFX', "the copy of TFX's example-gen driver")
+  # pylint: disable=import-outside-toplevel
+  from absl import logging
+  from tfx.components.example_gen import driver
+  from tfx.components.example_gen import utils
+  from tfx.proto import example_gen_pb2
+  from tfx.proto import range_config_pb2
+  from tfx.types import standard_component_specs
+  from tfx.utils import proto_utils
+  # pylint: enable=import-outside-toplevel
+  input_config = proto_utils.json_to_proto(
+      exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
+  range_json = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
+  range_config = (proto_utils.json_to_proto(range_json, range_config_pb2.RangeConfig())
+                  if range_json else None)
+  resolver = processor(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                       input_config.splits, range_config)
+  span, version = resolver.resolve_span_and_version()
+  fingerprint = resolver.get_input_fingerprint(span, version)  # Of the patterns as given.
+  for split in input_config.splits:
+    split.pattern = resolver.get_pattern_for_span_version(split.pattern, span, version)
+  resolved = {**exec_properties,
+              utils.SPAN_PROPERTY_NAME: span, utils.VERSION_PROPERTY_NAME: version,
+              utils.FINGERPRINT_PROPERTY_NAME: fingerprint,
+              standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config)}
+  driver.update_output_artifact(resolved, examples.mlmd_artifact)
+  logging.info('Resolved span %s of %s', span, resolved[standard_component_specs.INPUT_BASE_KEY])
+  return resolved
+
+
+def _kubeflow_v2_run_executor():
+  """TFX's Kubeflow V2 entry point module, whose flag parser the entry point reuses."""
+  require('TFX', "pipeline/kubeflow_entrypoint.py (TFX's Kubeflow V2 entry point, and what it "
+          "mends of KFP's ExecutorInput)",
+          place='this image')
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # pylint: disable=import-outside-toplevel
+  return kubeflow_v2_run_executor
+
+
+def parse_kubeflow_v2_flags(argv: List[str]) -> Tuple[Any, List[str]]:
+  """TFX's Kubeflow V2 entry point's flags, and the rest (Beam's)."""
+  return _kubeflow_v2_run_executor()._parse_flags(argv)  # pylint: disable=protected-access
+
+
+def run_kubeflow_v2_executor(args) -> None:
+  """TFX's Kubeflow V2 entry point's `main`, on flags from `parse_kubeflow_v2_flags`."""
+  _kubeflow_v2_run_executor().main(args)
