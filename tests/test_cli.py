@@ -32,6 +32,12 @@ def test_ingest_a_folder_of_real_photos_and_broken_files(mixed_folder, tmp_path)
   assert f'written   {report["written"]:5d}' in result.stdout
   assert 'bomb.png: too_large' in result.stdout
   assert 'RANDOM Inception-ResNet-v2 weights' in result.stderr
+  # Its stderr is no terminal: the progress line's plain lines, the last with the totals.
+  assert '\r' not in result.stderr
+  progress = [line for line in result.stderr.splitlines() if line.startswith('Ingesting:')]
+  rejected = report['total'] - report['written']
+  assert progress[-1].startswith(f'Ingesting: 100% {report["total"]}/{report["total"]} [')
+  assert progress[-1].endswith(f'written {report["written"]}, reused 0, rejected {rejected}]')
 
 
 def test_help_and_usage_errors(tmp_path):
