@@ -10,8 +10,9 @@ short and a long run and dividing the extra items by the extra time.
 
   embed_ratio             the ingestion job's embedding stage (RunInference) / raw
                           batched calls of the same Inception-ResNet-v2      goal >= 0.9
-  ingest_ratio            the ingestion job without embeddings / the same decode and
-                          TF operations, serialization and writing in a plain loop  >= 0.8
+  ingest_ratio            the ingestion job without embeddings (with its progress line)
+                          / the same decode and TF operations, serialization and
+                          writing in a plain loop                           >= 0.8
   record_bytes_per_image  bytes on disk per example                          <= 200000
   train_input_ratio       training steps/s from the TFRecords / from the same batches
                           in memory, in the Trainer's precision              >= 0.95
@@ -29,8 +30,8 @@ short and a long run and dividing the extra items by the extra time.
                           fullres_png_s: the same photo as PNG in, PNG out, reported)
   ingest_rss_ratio        peak memory of `colorizer ingest` on 10x the photos / 1x  <= 1.2
   colorize_ratio          the `colorizer colorize` job's photos/s on 256x256 photos (its
-                          default options) / raw batched `from_l` calls (embedding
-                          included) on the same photos' L                    >= 0.8
+                          default options, its progress line) / raw batched `from_l`
+                          calls (embedding included) on the same photos' L   >= 0.8
   colorize_rss_ratio      peak memory of `colorizer colorize` on 10x the photos / 1x  <= 1.2
   colorize_fullres_s      seconds per 12-megapixel photo inside the job, in one process
                           (reported, no goal)
@@ -78,6 +79,7 @@ from tfx.utils import proto_utils
 
 from components import evaluator as served_model_evaluator
 from components import ingest
+from components import progress
 from components import pusher
 from model import cropping
 from model import decoding
@@ -204,10 +206,13 @@ def decoded_photos(paths: Sequence[str]) -> List[ingest.Photo]:
   return photos
 
 
-def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str]) -> float:
+def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str],
+                job: Optional[Callable[[], progress.Job]] = None) -> float:
+  """Seconds to build and run a pipeline; with `job`, showing its progress line."""
   start = time.perf_counter()
-  with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
-      list(beam_args))) as pipeline:
+  pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+      list(beam_args)))
+  with progress.show(pipeline, job) if job else pipeline:
     build(pipeline)
   return time.perf_counter() - start
 
@@ -312,8 +317,9 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
   def ours(copies: int) -> float:
     out = os.path.join(workdir, f'ingested-{len(outputs)}')
     outputs.append((copies, out))
-    return _timed_beam(lambda p: _ingest_without_embeddings(
-        p, os.path.join(folders[copies], '*'), out), beam_args)
+    return _timed_beam(  # With its progress line, as users run it.
+        lambda p: _ingest_without_embeddings(p, os.path.join(folders[copies], '*'), out),
+        beam_args, lambda: ingest.progress_job(len(files[copies])))
 
   def plain(copies: int) -> float:
     start = time.perf_counter()
