@@ -9,6 +9,10 @@ baseline is the model a fine-tuning run starts from (`base_model`), if any; else
 candidate is gated against the gray baseline only (TFMA ignores change thresholds
 without a baseline).
 
+The served model is evaluated through the signatures it has (`serving.evaluator_spec`):
+one exported before the statistics signatures is scored from its maps, so that the
+first run after an upgrade still gates.
+
 The blessing records the served version it was gated against (`baseline_model`, its
 path), so the Pusher can refuse a blessing that a newer push has made stale.
 """
@@ -29,6 +33,7 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import path_utils
+from tfx.utils import proto_utils
 
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants as tfma_constants
@@ -68,6 +73,15 @@ def baseline_model(serving_dir: str, base_model: Optional[str]) -> Optional[str]
   if served or not base_model:
     return served
   return serving.latest_version(base_model)
+def with_baseline(eval_config_json: str, served: str) -> str:
+  """The Evaluator's config (JSON) with a baseline ModelSpec for the SavedModel `served`,
+  through the signatures it has, beside the candidate's."""
+  config = proto_utils.json_to_proto(eval_config_json, tfma.EvalConfig())
+  [candidate] = config.model_specs
+  candidate.name = tfma.CANDIDATE_KEY
+  config.model_specs.add(name=tfma.BASELINE_KEY, is_baseline=True,
+                         **serving.evaluator_spec(serving.signature_names(served)))
+  return proto_utils.proto_to_json(config)
 
 
 class Executor(evaluator_executor.Executor):
@@ -86,6 +100,9 @@ class Executor(evaluator_executor.Executor):
       staged = staging_dir(artifact_utils.get_single_instance(
           output_dict[standard_component_specs.EVALUATION_KEY]))
       io_utils.copy_dir(served, path_utils.serving_model_path(staged))
+      config = standard_component_specs.EVAL_CONFIG_KEY
+      exec_properties = {**exec_properties, config: with_baseline(
+          exec_properties[config], path_utils.serving_model_path(staged))}
       baseline = standard_artifacts.Model()
       baseline.uri = staged
       inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]

@@ -8,10 +8,12 @@ from model import colour_space
 from model import decoding
 from model import scaling
 
-# At 12 megapixels every float operation over the image costs about 20 ms on two
-# cores and a power function ten times that, so the sRGB transfer curve and CIE's cube
-# root are looked up in tables (exact to the 8-bit output), with the constants folded
-# into the tables and the matrix.
+# At 12 megapixels a power function costs ten times a table lookup, so the sRGB
+# transfer curve and CIE's cube root are looked up in tables (exact to the 8-bit
+# output), with the constants folded into the tables and the matrix. The image's
+# channels go through as rows, [C, H * W]: TensorFlow adds, broadcasts and concatenates
+# rows at memory speed, and interleaved channels (the last axis) two to four times
+# slower (docs/performance.md, "Full resolution: where the time goes").
 _LINEAR_RGB_TO_Y = (0.212671, 0.715160, 0.072169)
 _DELTA = 6.0 / 29.0
 _STEPS = 65535  # a table's index: value * _STEPS, truncated (uint16's range)
@@ -36,12 +38,13 @@ class _Tables:
 
   def __init__(self, levels: int):
     linear = _srgb_to_linear(np.arange(levels) / (levels - 1))
-    self.gray_y = (linear * _STEPS).astype(np.float32)                # gray -> Y * _STEPS
-    self.gray_f = _lab_f(linear).astype(np.float32)                   # gray -> f(Y)
-    # R, G and B (from `offsets` on) -> their part of Y * _STEPS
-    self.rgb_y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * linear * _STEPS).reshape(-1).astype(
-        np.float32)
-    self.offsets = [0, levels, 2 * levels]
+    # gray -> (Y * _STEPS, f(Y)): one lookup for both
+    self.gray = np.stack([linear * _STEPS, _lab_f(linear)], axis=1).astype(np.float32)
+    # R, G and B -> their part of Y * _STEPS, a row each
+    self.rgb_y = (np.array(_LINEAR_RGB_TO_Y)[:, None] * linear * _STEPS).astype(np.float32)
+    # 8 bits: R and G together, at R + 256 G (one lookup instead of two)
+    self.rg_y = ((self.rgb_y[0][None, :] + self.rgb_y[1][:, None]).reshape(-1)
+                 if levels == 256 else None)
     # linear RGB * _STEPS -> sRGB, of the photo's bit depth
     self.srgb = np.round((levels - 1) * _linear_to_srgb(_AT_STEPS)).astype(
         np.uint8 if levels == 256 else np.uint16)
@@ -49,17 +52,16 @@ class _Tables:
 
 _TABLES = {tf.uint8: _Tables(256), tf.uint16: _Tables(65536)}  # 16-bit: scans
 _Y_F = _lab_f(_AT_STEPS).astype(np.float32)                          # Y * _STEPS -> f(Y)
-# Linear RGB * _STEPS from (X / Xn - p, Z / Zn - p, Y * _STEPS), p = 6 delta^2 / 29 (see
-# `photo_with_colour`): the sRGB matrix with D65's white folded in, and p's part as a bias.
+# Linear RGB * _STEPS from (X / Xn, Z / Zn, Y * _STEPS): the sRGB matrix with D65's
+# white folded in, one row per input.
 _TO_LINEAR = np.array(colour_space.XYZ_TO_LINEAR_RGB) * np.array(colour_space.D65) * _STEPS
 _XZY_TO_LINEAR = np.stack([_TO_LINEAR[:, 0], _TO_LINEAR[:, 2], _TO_LINEAR[:, 1] / _STEPS]
                           ).astype(np.float32)
-_BIAS = (6 * _DELTA ** 2 / 29 * (_TO_LINEAR[:, 0] + _TO_LINEAR[:, 2])).astype(np.float32)
 
 
 def _lookup(table: np.ndarray, index: tf.Tensor) -> tf.Tensor:
-  """table[index], elementwise. (GatherNd: Gather takes half as long again for these
-  1-element slices.)"""
+  """table[index], elementwise (a row of the table for each index of a 2-D table).
+  (GatherNd: Gather takes half as long again for these 1-element slices.)"""
   return tf.gather_nd(tf.constant(table), tf.cast(index, tf.int32)[..., None])
 
 
@@ -72,19 +74,23 @@ def _index(value: tf.Tensor) -> tf.Tensor:
 
 def _luminance(pixels: tf.Tensor):
   """sRGB [H, W, C] (C = 1 or 3), uint8 or uint16 -> (Y * _STEPS, Lab's fy = (L + 16) /
-  116), each [H, W, 1]: every channel linearized through a table of all its levels (all
-  16 bits of a 16-bit photo), Y = 0.212671 R + 0.715160 G + 0.072169 B folded into the
-  tables, then f(Y) looked up at Y's 16-bit step."""
+  116), each a row [1, H * W]: every channel linearized through a table of all its
+  levels (all 16 bits of a 16-bit photo), Y = 0.212671 R + 0.715160 G + 0.072169 B
+  folded into the tables, then f(Y) looked up at Y's 16-bit step."""
   tables = _TABLES[pixels.dtype]
 
   def from_gray():
-    index = tf.cast(pixels, tf.int32)
-    return _lookup(tables.gray_y, index), _lookup(tables.gray_f, index)
+    both = _lookup(tables.gray, tf.reshape(pixels, [-1]))           # [H * W, 2]
+    return tuple(tf.split(tf.transpose(both), 2))
 
   def from_colour():
-    y = tf.reduce_sum(_lookup(tables.rgb_y, tf.cast(pixels, tf.int32) + tables.offsets),
-                      axis=-1, keepdims=True)
-    return y, _lookup(_Y_F, _index(y))
+    r, g, b = tf.split(tf.cast(tf.transpose(tf.reshape(pixels, [-1, 3])), tf.int32), 3)
+    if tables.rg_y is None:
+      y = _lookup(tables.rgb_y[0], r) + _lookup(tables.rgb_y[1], g)
+    else:
+      y = _lookup(tables.rg_y, r + 256 * g)
+    y += _lookup(tables.rgb_y[2], b)
+    return y, _lookup(_Y_F, y)  # The weights add up to 1: Y * _STEPS is within the table.
 
   return tf.cond(tf.shape(pixels)[-1] == 1, from_gray, from_colour)
 
@@ -98,18 +104,21 @@ def photo_with_colour(pixels: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
   `colour_space.rgb_to_lab`'s L and `colour_space.lab_to_rgb` written out: with
   d = (fx, fz) - delta, CIE's inverse of f (f^3 above delta, its tangent
   3 delta^2 (f - 4/29) below) is 3 delta^2 d + p + relu(d)^2 (relu(d) + 3 delta),
-  p = 6 delta^2 / 29, with no branch; p goes into the matrix's bias, and Y needs no
-  inverse: it is looked up with fy.
+  p = 6 delta^2 / 29, with no branch; and Y needs no inverse: it is looked up with fy.
+  The rows of X, Z and Y go through the matrix into interleaved RGB (the product
+  transposes its input at no cost; a bias would make TensorFlow fuse it into a slower
+  kernel, so p is added to X and Z).
   Out-of-gamut colours are clipped, as `lab_to_rgb` does.
   """
   size = tf.shape(pixels)[:2]
-  y, fy = _luminance(pixels)                                           # [H, W, 1] each
-  shift = ab * tf.constant([1 / 500, -1 / 200]) - _DELTA               # [h, w, 2]
-  d = fy + tf.image.resize(shift, size)                                # [H, W, 2]
+  y, fy = _luminance(pixels)                                           # [1, H * W] each
+  shift = tf.image.resize(ab * tf.constant([1 / 500, -1 / 200]) - _DELTA, size)  # [H, W, 2]
+  d = fy + tf.transpose(tf.reshape(shift, [-1, 2]))                    # [2, H * W]
   positive = tf.nn.relu(d)
-  xz = (3 * _DELTA ** 2) * d + tf.square(positive) * (positive + 3 * _DELTA)
-  linear = tf.nn.bias_add(tf.matmul(tf.reshape(tf.concat([xz, y], axis=-1), [-1, 3]),
-                                    tf.constant(_XZY_TO_LINEAR)), _BIAS)  # [H * W, 3]
+  xz = ((3 * _DELTA ** 2) * d + tf.square(positive) * (positive + 3 * _DELTA)
+        + 6 * _DELTA ** 2 / 29)
+  linear = tf.matmul(tf.concat([xz, y], axis=0), tf.constant(_XZY_TO_LINEAR),
+                     transpose_a=True)                                 # [H * W, 3]
   srgb = _lookup(_TABLES[pixels.dtype].srgb, _index(linear))
   return tf.reshape(srgb, tf.concat([size, [3]], axis=0))
 

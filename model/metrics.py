@@ -1,11 +1,20 @@
 """Colorization metrics, as Keras metrics that TFMA's Evaluator runs on Beam workers.
 
-Each takes the label `lab` and the prediction `ab` (ab / 128), and with `gray=True`
-scores the gray baseline (ab = 0) on the same examples instead. The label is L and ab
-either as the records store them (uint8, from the SavedModel's `transform_features`
-signature: the Evaluator's) or on the model's scale (floats L / 50 - 1 and ab / 128:
-the Trainer's, `colorizer evaluate`'s, and older exports' `transform_features`). The
-definitions:
+Each takes a label and a prediction, in one of two forms, and with `gray=True` scores
+the gray baseline (ab = 0) on the same examples instead:
+
+- maps: the label `lab`, L and ab either as the records store them (uint8) or on the
+  model's scale (floats L / 50 - 1 and ab / 128: the Trainer's, `colorizer
+  evaluate`'s), and the prediction `ab` (ab / 128) [N, 256, 256, 2]. Served models
+  exported before the statistics signatures (below) are evaluated this way, through
+  their `transform_features` and `from_examples`.
+- statistics: each example's sufficient statistics [N, STATISTICS] (`statistics`), the
+  label the gray baseline's and the prediction the model's, as the SavedModel's
+  `gray_statistics` and `evaluation_statistics` signatures compute them in the graph.
+  The metrics then only add them up and divide: TFMA holds a few hundred numbers per
+  example instead of its maps (docs/performance.md, "The Evaluator at scale").
+
+The definitions:
 
 - `AbMSE`: mean squared error of ab on the model's scale.
 - `PSNR`: 20 log10(255 / RMSE) of 8-bit RGB rebuilt from the true L and the predicted
@@ -32,6 +41,14 @@ REPORTED = (('ab_mse', 'ab-MSE (lower is better)'), ('psnr', 'PSNR, dB'), ('auc'
 """The figures shown for the model and for the gray baseline (`gray_<name>`), with
 their labels."""
 
+# One example's sufficient statistics, for one colouring of it (the model's or gray's):
+SQUARED_AB_ERROR = 0  # the sum of its squared ab errors on the model's scale
+PSNR_DB = 1           # its PSNR
+COLOURFULNESS = 2     # its colourfulness
+WITHIN = 3            # then its pixels within t for t = 0..150, then its pixel count
+STATISTICS = WITHIN + AUC_MAX_DISTANCE + 2
+"""The length of an example's statistics (155 float32: 620 bytes)."""
+
 
 def _split(y_true: tf.Tensor, y_pred: tf.Tensor, gray: bool):
   """-> L in [0, 100] [N, H, W, 1], true and predicted ab in Lab units [N, H, W, 2]."""
@@ -54,24 +71,102 @@ def _rgb255(l: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
   return tf.round(colour_space.lab_to_rgb(tf.concat([l, ab], axis=-1)) * 255.0)
 
 
-# Each metric's batch statistics as one XLA-compiled graph. TFMA calls update_state
-# eagerly (tensorflow_model_analysis/metrics/tf_metric_wrapper.py,
+# Each statistic per example, from L and the true and predicted ab.
+
+def _squared_ab_errors(ab_true, ab_pred):
+  return tf.reduce_sum(scaling.scale_ab(ab_pred - ab_true) ** 2, axis=[1, 2, 3])
+
+
+def _psnr(rgb_true, rgb_pred):
+  mse = tf.reduce_mean((rgb_pred - rgb_true) ** 2, axis=[1, 2, 3])
+  return 20.0 * tf.math.log(255.0 / tf.sqrt(tf.maximum(mse, 1e-10))) / math.log(10.0)
+
+
+def _within(ab_true, ab_pred):
+  """-> [N, 152]: pixels within t for t = 0..150, then the pixel count."""
+  distance = tf.norm(ab_pred - ab_true, axis=-1)                          # [N, H, W]
+  examples, pixels = tf.shape(distance)[0], tf.size(distance[0])
+  # A histogram of each example's distances, summed cumulatively. A segment sum, as
+  # XLA's bincount needs a constant length.
+  bins = tf.cast(tf.math.ceil(tf.minimum(distance, AUC_MAX_DISTANCE + 1.0)), tf.int32)
+  bins += tf.range(examples)[:, None, None] * (AUC_MAX_DISTANCE + 2)
+  histogram = tf.reshape(tf.math.unsorted_segment_sum(
+      tf.ones_like(distance), bins, examples * (AUC_MAX_DISTANCE + 2)),
+      [examples, AUC_MAX_DISTANCE + 2])
+  count = tf.fill([examples, 1], tf.cast(pixels, tf.float32))
+  return tf.concat([tf.cumsum(histogram, axis=-1)[:, :AUC_MAX_DISTANCE + 1], count], -1)
+
+
+# Each metric's statistics as one XLA-compiled graph. TFMA calls update_state eagerly
+# (tensorflow_model_analysis/metrics/tf_metric_wrapper.py,
 # _CompilableMetricsCombiner._process_batch), where each of the Lab -> sRGB conversion's
 # ops ran on its own over the whole batch: all nine metrics took about 370 ms an example,
 # fused about 70 (batches of 16, on a loaded 2-core machine). One trace per label type
-# and `gray`, the batch size left free; XLA compiles once per batch shape (here a
-# slice's: SLICE_EXAMPLES, or what is left over), which is why AuC's histogram is a
-# segment sum: XLA's bincount needs a constant length.
+# and `gray`, the batch size left free; XLA compiles once per batch shape.
 _graph = tf.function(reduce_retracing=True, jit_compile=True)
 
+
+@_graph
+def statistics(y_true, y_pred, gray: bool):
+  """Labels and predictions as maps (see above) -> each example's statistics
+  [N, STATISTICS] (SQUARED_AB_ERROR, PSNR_DB, ...), of the prediction or of gray."""
+  l, ab_true, ab_pred = _split(y_true, y_pred, gray)
+  rgb_pred = _rgb255(l, ab_pred)
+  return tf.concat([_squared_ab_errors(ab_true, ab_pred)[:, None],
+                    _psnr(_rgb255(l, ab_true), rgb_pred)[:, None],
+                    colour_space.colourfulness(rgb_pred)[:, None],
+                    _within(ab_true, ab_pred)], axis=-1)
+
+
+@_graph
+def _squared_ab_errors_and_pixels(y_true, y_pred, gray: bool):
+  """-> [N, 2]: each example's sum of squared ab errors, and its pixel count."""
+  _, ab_true, ab_pred = _split(y_true, y_pred, gray)
+  pixels = tf.cast(tf.size(ab_true[0, ..., 0]), tf.float32)
+  errors = _squared_ab_errors(ab_true, ab_pred)
+  return tf.stack([errors, tf.fill(tf.shape(errors), pixels)], axis=1)
+
+
+@_graph
+def _psnr_of(y_true, y_pred, gray: bool):
+  l, ab_true, ab_pred = _split(y_true, y_pred, gray)
+  return _psnr(_rgb255(l, ab_true), _rgb255(l, ab_pred))
+
+
+@_graph
+def _within_of(y_true, y_pred, gray: bool):
+  _, ab_true, ab_pred = _split(y_true, y_pred, gray)
+  return _within(ab_true, ab_pred)
+
+
+@_graph
+def _colourfulness_of(y_true, y_pred, gray: bool):
+  l, _, ab_pred = _split(y_true, y_pred, gray)
+  return colour_space.colourfulness(_rgb255(l, ab_pred))
+
+
+@_graph
+def _squared_ab_errors_and_gray(y_true, y_pred):
+  """-> the sums of the squared ab errors of the prediction and of gray (ab = 0)."""
+  _, ab_true, ab_pred = _split(y_true, y_pred, False)
+  return (tf.reduce_sum(_squared_ab_errors(ab_true, ab_pred)),
+          tf.reduce_sum(_squared_ab_errors(ab_true, tf.zeros_like(ab_true))))
+
+
 SLICE_EXAMPLES = 16
-"""At most this many examples per compiled call. TFMA hands `update_state` every label
-and prediction it has collected at once (tf_metric_wrapper.py, `_process_batch`), and
-in the Evaluator that is the whole eval split: its size estimate divides each array's
-bytes by the array's references (tensorflow_model_analysis/utils/size_estimator.py), so
-270 examples' 186 MiB counted as 12.6 and its 16 MiB limit was never reached. The
-statistics' float intermediates took about 6 MB an example on top, so the Evaluator's
-peak grew with the eval split (docs/performance.md, "The Evaluator at scale")."""
+"""At most this many examples of maps per compiled call. TFMA hands `update_state`
+every label and prediction it has collected at once (tf_metric_wrapper.py,
+`_process_batch`); for the maps of an older served model in the Evaluator, that is the
+whole eval split: its size estimate divides each array's bytes by the array's
+references (tensorflow_model_analysis/utils/size_estimator.py), so 270 examples' 186
+MiB counted as 12.6 and its 16 MiB limit was never reached. The statistics' float
+intermediates take about 6 MB an example on top (docs/performance.md, "The Evaluator
+at scale")."""
+
+
+def _is_statistics(y_pred) -> bool:
+  """Whether a prediction is examples' statistics [N, STATISTICS] rather than ab maps."""
+  return len(y_pred.shape) == 2
 
 
 def _slices(y_true, y_pred):
@@ -85,102 +180,105 @@ def _slices(y_true, y_pred):
     yield y_true[start:start + SLICE_EXAMPLES], y_pred[start:start + SLICE_EXAMPLES]
 
 
-@_graph
-def _squared_ab_errors(y_true, y_pred, gray: bool):
-  """-> the sum of the squared ab errors on the model's scale, and their count."""
-  _, ab_true, ab_pred = _split(y_true, y_pred, gray)
-  error = scaling.scale_ab(ab_pred - ab_true) ** 2
-  return tf.reduce_sum(error), tf.cast(tf.size(error), tf.float32)
-
-
-@_graph
-def _psnr_per_image(y_true, y_pred, gray: bool):
-  l, ab_true, ab_pred = _split(y_true, y_pred, gray)
-  mse = tf.reduce_mean((_rgb255(l, ab_pred) - _rgb255(l, ab_true)) ** 2, axis=[1, 2, 3])
-  return 20.0 * tf.math.log(255.0 / tf.sqrt(tf.maximum(mse, 1e-10))) / math.log(10.0)
-
-
-@_graph
-def _within(y_true, y_pred, gray: bool):
-  """-> [pixels within t for t = 0..150, pixel count]."""
-  _, ab_true, ab_pred = _split(y_true, y_pred, gray)
-  distance = tf.reshape(tf.norm(ab_pred - ab_true, axis=-1), [-1])
-  # Pixels within t for every t: a histogram of the distance, summed cumulatively.
-  bins = tf.cast(tf.math.ceil(tf.minimum(distance, AUC_MAX_DISTANCE + 1.0)), tf.int32)
-  histogram = tf.math.unsorted_segment_sum(tf.ones_like(distance), bins, AUC_MAX_DISTANCE + 2)
-  count = tf.cast(tf.size(distance), tf.float32)
-  return tf.concat([tf.cumsum(histogram)[:AUC_MAX_DISTANCE + 1], [count]], 0)
-
-
-@_graph
-def _colourfulness_per_image(y_true, y_pred, gray: bool):
-  l, _, ab_pred = _split(y_true, y_pred, gray)
-  return colour_space.colourfulness(_rgb255(l, ab_pred))
-
-
-@_graph
-def _squared_ab_errors_and_gray(y_true, y_pred):
-  """-> the sums of the squared ab errors of the prediction and of gray (ab = 0)."""
-  _, ab_true, ab_pred = _split(y_true, y_pred, False)
-  return (tf.reduce_sum(scaling.scale_ab(ab_pred - ab_true) ** 2),
-          tf.reduce_sum(scaling.scale_ab(ab_true) ** 2))
-
-
 class _ColorizationMetric(tf.keras.metrics.Metric):
-  """Sums over batches; `gray` scores ab = 0 instead of the prediction."""
+  """Adds up some of the examples' statistics (`_COLUMNS`), given as such or computed
+  from maps by `_from_maps`; `gray` scores ab = 0 instead of the prediction."""
+
+  _COLUMNS: Tuple[int, ...]
 
   def __init__(self, name: str, gray: bool = False, dtype=None, **kwargs):
     super().__init__(name=name, dtype=dtype, **kwargs)
     self.gray = gray
-    self.total = self.add_weight('total', initializer='zeros')
-    self.count = self.add_weight('count', initializer='zeros')
 
   def get_config(self):
     return {**super().get_config(), 'gray': self.gray}
+
+  @staticmethod
+  def _from_maps(y_true, y_pred, gray: bool) -> tf.Tensor:
+    raise NotImplementedError
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    if _is_statistics(y_pred):
+      chosen = tf.convert_to_tensor(y_true if self.gray else y_pred, tf.float32)
+      self._add(tf.gather(chosen, self._COLUMNS, axis=1))
+      return
+    for labels, predictions in _slices(y_true, y_pred):
+      self._add(self._from_maps(labels, predictions, self.gray))
+
+  def _add(self, per_example: tf.Tensor) -> None:
+    """Adds [n, len(_COLUMNS)] statistics."""
+    raise NotImplementedError
+
+
+class _Mean(_ColorizationMetric):
+  """The mean of one statistic per example."""
+
+  def __init__(self, name: str, gray: bool = False, dtype=None, **kwargs):
+    super().__init__(name, gray, dtype, **kwargs)
+    self.total = self.add_weight('total', initializer='zeros')
+    self.count = self.add_weight('count', initializer='zeros')
+
+  def _add(self, per_example):
+    self.total.assign_add(tf.reduce_sum(per_example))
+    self.count.assign_add(tf.cast(tf.shape(per_example)[0], tf.float32))
 
   def result(self):
     return tf.math.divide_no_nan(self.total, self.count)
 
 
-class AbMSE(_ColorizationMetric):
+class AbMSE(_Mean):
+  _COLUMNS = (SQUARED_AB_ERROR, STATISTICS - 1)
 
   def __init__(self, name='ab_mse', gray=False, **kwargs):
     super().__init__(name, gray, **kwargs)
 
-  def update_state(self, y_true, y_pred, sample_weight=None):
-    for labels, predictions in _slices(y_true, y_pred):
-      total, count = _squared_ab_errors(labels, predictions, self.gray)
-      self.total.assign_add(total)
-      self.count.assign_add(count)
+  @staticmethod
+  def _from_maps(y_true, y_pred, gray):
+    return _squared_ab_errors_and_pixels(y_true, y_pred, gray)
+
+  def _add(self, per_example):
+    errors, pixels = tf.unstack(per_example, axis=1)
+    self.total.assign_add(tf.reduce_sum(errors))
+    self.count.assign_add(2.0 * tf.reduce_sum(pixels))  # a and b
 
 
-class PSNR(_ColorizationMetric):
+class PSNR(_Mean):
+  _COLUMNS = (PSNR_DB,)
 
   def __init__(self, name='psnr', gray=False, **kwargs):
     super().__init__(name, gray, **kwargs)
 
-  def update_state(self, y_true, y_pred, sample_weight=None):
-    for labels, predictions in _slices(y_true, y_pred):
-      psnr = _psnr_per_image(labels, predictions, self.gray)
-      self.total.assign_add(tf.reduce_sum(psnr))
-      self.count.assign_add(tf.cast(tf.shape(psnr)[0], tf.float32))
+  @staticmethod
+  def _from_maps(y_true, y_pred, gray):
+    return _psnr_of(y_true, y_pred, gray)[:, None]
 
 
-class AuC(tf.keras.metrics.Metric):
+class Colourfulness(_Mean):
+  _COLUMNS = (COLOURFULNESS,)
+
+  def __init__(self, name='colourfulness', gray=False, **kwargs):
+    super().__init__(name, gray, **kwargs)
+
+  @staticmethod
+  def _from_maps(y_true, y_pred, gray):
+    return _colourfulness_of(y_true, y_pred, gray)[:, None]
+
+
+class AuC(_ColorizationMetric):
   """One variable only, [within t for t = 0..150, pixel count]: TFMA merges a metric's
   variables with one numpy addition, which fails when their shapes differ."""
+  _COLUMNS = tuple(range(WITHIN, STATISTICS))
 
   def __init__(self, name='auc', gray=False, dtype=None, **kwargs):
-    super().__init__(name=name, dtype=dtype, **kwargs)
-    self.gray = gray
+    super().__init__(name, gray, dtype, **kwargs)
     self.state = self.add_weight('state', shape=[AUC_MAX_DISTANCE + 2], initializer='zeros')
 
-  def get_config(self):
-    return {**super().get_config(), 'gray': self.gray}
+  @staticmethod
+  def _from_maps(y_true, y_pred, gray):
+    return _within_of(y_true, y_pred, gray)
 
-  def update_state(self, y_true, y_pred, sample_weight=None):
-    for labels, predictions in _slices(y_true, y_pred):
-      self.state.assign_add(_within(labels, predictions, self.gray))
+  def _add(self, per_example):
+    self.state.assign_add(tf.reduce_sum(per_example, axis=0))
 
   def result(self):
     within, count = self.state[:-1], self.state[-1]
@@ -190,27 +288,20 @@ class AuC(tf.keras.metrics.Metric):
     self.state.assign(tf.zeros_like(self.state))  # Keras's own reset assigns a scalar 0.
 
 
-class Colourfulness(_ColorizationMetric):
-
-  def __init__(self, name='colourfulness', gray=False, **kwargs):
-    super().__init__(name, gray, **kwargs)
-
-  def update_state(self, y_true, y_pred, sample_weight=None):
-    for labels, predictions in _slices(y_true, y_pred):
-      per_image = _colourfulness_per_image(labels, predictions, self.gray)
-      self.total.assign_add(tf.reduce_sum(per_image))
-      self.count.assign_add(tf.cast(tf.shape(per_image)[0], tf.float32))
-
-
-class AbMSEVsGray(_ColorizationMetric):
+class AbMSEVsGray(tf.keras.metrics.Metric):
   """The model's ab-MSE over the gray baseline's on the same examples (< 1 is better)."""
 
-  def __init__(self, name='ab_mse_vs_gray', **kwargs):
+  def __init__(self, name='ab_mse_vs_gray', dtype=None, **kwargs):
     kwargs.pop('gray', None)
-    super().__init__(name, False, **kwargs)
+    super().__init__(name=name, dtype=dtype, **kwargs)
+    self.total = self.add_weight('total', initializer='zeros')
     self.gray_total = self.add_weight('gray_total', initializer='zeros')
 
   def update_state(self, y_true, y_pred, sample_weight=None):
+    if _is_statistics(y_pred):
+      self.total.assign_add(tf.reduce_sum(tf.cast(y_pred, tf.float32)[:, SQUARED_AB_ERROR]))
+      self.gray_total.assign_add(tf.reduce_sum(tf.cast(y_true, tf.float32)[:, SQUARED_AB_ERROR]))
+      return
     for labels, predictions in _slices(y_true, y_pred):
       total, gray_total = _squared_ab_errors_and_gray(labels, predictions)
       self.total.assign_add(total)

@@ -12,13 +12,17 @@ its signatures.
   with the full-resolution L; Lab to RGB; encoded. (The `_bytes` suffixes make TF
   Serving's REST API base64 the strings.)
 - `from_examples`: serialized tf.Examples (the ingested records) -> `ab`, the predicted
-  ab / 128 [N, 256, 256, 2]; for the Evaluator.
-- `transform_features`: serialized tf.Examples -> `lab`, L and ab as the records store
-  them (uint8 [N, 256, 256, 3], `scaling.quantize_l` / `quantize_ab`): the Evaluator's
-  labels, which `model.metrics` dequantizes. Only the label, in the records' own bytes
-  (192 KB an example; floats of L, ab and both took 1.5 MB): TFMA keeps every output
-  of this signature in each example's extracts and batches the labels for the metrics
-  by bytes (tensorflow_model_analysis/metrics/tf_metric_accumulators.py: 16 MiB).
+  ab / 128 [N, 256, 256, 2] (the report's pictures).
+- `evaluation_statistics`: serialized tf.Examples -> `statistics`, each example's
+  sufficient statistics for the model's colours against the record's own
+  (`metrics.statistics`, [N, 155] float32): the Evaluator's predictions.
+- `gray_statistics`: serialized tf.Examples -> `gray_statistics`, the same for the gray
+  baseline (ab = 0), which depend on the records alone: the Evaluator's labels. TFMA
+  keeps every label and prediction of a bundle until its metrics add them up, so these
+  are the few hundred numbers the metrics need rather than the 256x256 maps (704 KB an
+  example) that they come from (docs/performance.md, "The Evaluator at scale"). Their
+  statistics are XLA-compiled, which TF Serving refuses unless started with
+  `--xla_cpu_compilation_enabled`: they are for the Evaluator, in Python.
 - `prepare_image`: encoded images -> `l` [N, 256, 256, 1] (L in [0, 100]) and
   `embedding` [N, 1000]: what the colorizer sees, to check serving against ingestion.
 - `from_l`: `l` [N, 256, 256, 1] (L in [0, 100], as the records store it) -> `ab`, the
@@ -30,13 +34,15 @@ The fingerprint of the embedding weights is written to
 """
 import hashlib
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from model import embedding
 from model import full_resolution
 from model import graph_decoding
+from model import metrics
 from model import network
 from model import records
 from model import scaling
@@ -54,7 +60,12 @@ SERVING_DEFAULT = 'serving_default'
 PREPARE_IMAGE = 'prepare_image'
 FROM_L = 'from_l'
 FROM_EXAMPLES = 'from_examples'
-TRANSFORM_FEATURES = 'transform_features'
+EVALUATION_STATISTICS = 'evaluation_statistics'
+GRAY_STATISTICS = 'gray_statistics'
+SIGNATURES = (SERVING_DEFAULT, PREPARE_IMAGE, FROM_L, FROM_EXAMPLES, EVALUATION_STATISTICS,
+              GRAY_STATISTICS)
+"""The signatures `export` writes (each the `_Colorize` method of its name)."""
+TRANSFORM_FEATURES = 'transform_features'  # exports before the statistics: the labels
 
 
 class _Colorize(tf.Module):
@@ -144,10 +155,33 @@ class _Colorize(tf.Module):
     features = records.parse(examples)
     return {'ab': self._colorizer(scaling.scale_l(features['l']), features['embedding'])}
 
+  @staticmethod
+  def _one_by_one(statistics_of, examples: tf.Tensor) -> tf.Tensor:
+    """Each example's statistics, the examples one at a time: their memory does not
+    grow with the batches that Beam gives the Evaluator (which it grows during a run),
+    and XLA compiles the statistics once. On CPU the colorizer takes as long per
+    example one at a time as 16 at once."""
+    return tf.map_fn(lambda example: statistics_of(example[None])[0], examples,
+                     fn_output_signature=tf.TensorSpec([metrics.STATISTICS], tf.float32),
+                     parallel_iterations=1)
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
-  def transform_features(self, examples):
+  def evaluation_statistics(self, examples):
+    def statistics_of(example):
+      features = tf.io.parse_example(example, records.FEATURES)
+      ab = self._colorizer(scaling.scale_l(records.decode_lab(features)['l']),
+                           features['embedding'])
+      return metrics.statistics(records.quantized_lab(features), ab, False)
+
+    return {'statistics': self._one_by_one(statistics_of, examples)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def gray_statistics(self, examples):
     stored = {name: records.FEATURES[name] for name in ('l', 'ab')}
-    return {'lab': records.quantized_lab(tf.io.parse_example(examples, stored))}
+    return {'gray_statistics': self._one_by_one(
+        lambda example: metrics.statistics(
+            records.quantized_lab(tf.io.parse_example(example, stored)), None, True),
+        examples)}
 
 
 def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, export_dir: str,
@@ -159,12 +193,7 @@ def export(colorizer: tf.keras.Model, weights: embedding.EmbeddingWeights, expor
   exported.set_weights(colorizer.get_weights())
   module = _Colorize(exported, embedding.build_embedder(weights))
   tf.saved_model.save(module, export_dir, signatures={
-      SERVING_DEFAULT: module.serving_default.get_concrete_function(),
-      PREPARE_IMAGE: module.prepare_image.get_concrete_function(),
-      FROM_L: module.from_l.get_concrete_function(),
-      FROM_EXAMPLES: module.from_examples.get_concrete_function(),
-      TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
-  })
+      name: getattr(module, name).get_concrete_function() for name in SIGNATURES})
   notes = {WEIGHTS_FINGERPRINT_FILE: weights.fingerprint}
   if warm_started_from:
     notes[WARM_STARTED_FROM_FILE] = warm_started_from
@@ -253,6 +282,27 @@ def colorizer_weights(export_dir: str) -> List:
                        f'{value.shape}, this pipeline\'s {tuple(variable.shape)}')
     values.append(value)
   return values
+
+
+def signature_names(model_dir: str) -> Set[str]:
+  """The signatures of the SavedModel in `model_dir`, read from its graph's file
+  without loading it."""
+  saved_model = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(os.path.join(model_dir, 'saved_model.pb'), 'rb') as f:
+    saved_model.ParseFromString(f.read())
+  return set(saved_model.meta_graphs[0].signature_def)
+
+
+def evaluator_spec(signatures: Set[str]) -> Dict[str, object]:
+  """What the Evaluator calls on a SavedModel with these signatures, as
+  `tfma.ModelSpec` fields: the statistics signatures, or, on a model exported before
+  them (a served model as the baseline, on the first run after an upgrade), the maps of
+  `from_examples` and `transform_features`, which `model.metrics` also scores."""
+  if EVALUATION_STATISTICS in signatures:
+    return dict(signature_name=EVALUATION_STATISTICS, prediction_key='statistics',
+                label_key='gray_statistics', preprocessing_function_names=[GRAY_STATISTICS])
+  return dict(signature_name=FROM_EXAMPLES, prediction_key='ab', label_key='lab',
+              preprocessing_function_names=[TRANSFORM_FEATURES])
 
 
 def numbered_versions(serving_dir: str) -> List[int]:

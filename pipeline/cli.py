@@ -332,18 +332,14 @@ def _compile_flags(fv: flags.FlagValues) -> None:
                      flag_values=fv)
   flags.DEFINE_float('trainer-memory-gb', configs.TRAINER_MEMORY_LIMIT_GB, 'Memory (GB) '
                      'for the Trainer.', flag_values=fv)
-  flags.DEFINE_float('ingest-cpu', None, 'vCPUs for ingestion, and its Beam workers with '
-                     f'the DirectRunner (default {configs.INGEST_RESOURCES[0]}; with '
-                     f'Dataflow {configs.DATAFLOW_LAUNCHER_RESOURCES[0]}).', flag_values=fv)
-  flags.DEFINE_float('ingest-memory-gb', None, 'Memory (GB) for ingestion (default '
-                     f'{configs.INGEST_RESOURCES[1]}; with Dataflow '
-                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[1]}).', flag_values=fv)
-  flags.DEFINE_float('evaluator-cpu', None, 'vCPUs for the Evaluator, and its Beam workers '
-                     f'(default {configs.EVALUATOR_RESOURCES[0]}; with Dataflow '
-                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[0]}).', flag_values=fv)
-  flags.DEFINE_float('evaluator-memory-gb', None, 'Memory (GB) for the Evaluator (default '
-                     f'{configs.EVALUATOR_RESOURCES[1]}; with Dataflow '
-                     f'{configs.DATAFLOW_LAUNCHER_RESOURCES[1]}).', flag_values=fv)
+  launcher = configs.DATAFLOW_LAUNCHER_RESOURCES
+  for step, what, (cpu, memory) in (('ingest', 'ingestion', configs.INGEST_RESOURCES),
+                                    ('evaluator', 'the Evaluator', configs.EVALUATOR_RESOURCES)):
+    flags.DEFINE_float(f'{step}-cpu', None, f'vCPUs for {what}, and its Beam workers with '
+                       f'the DirectRunner (default {cpu}; with Dataflow {launcher[0]}).',
+                       flag_values=fv)
+    flags.DEFINE_float(f'{step}-memory-gb', None, f'Memory (GB) for {what} (default '
+                       f'{memory}; with Dataflow {launcher[1]}).', flag_values=fv)
   flags.DEFINE_string('beam-runner', 'DirectRunner', 'Beam runner of the ingestion and '
                       'Evaluator steps: DirectRunner (inside the step\'s container) or '
                       'DataflowRunner.', flag_values=fv)

@@ -51,9 +51,7 @@ def eval_config(min_improvement_over_gray: float = configs.MIN_IMPROVEMENT_OVER_
           upper_bound={'value': 1.0 - min_improvement_over_gray})),
   }
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(
-          signature_name=serving.FROM_EXAMPLES, label_key='lab', prediction_key='ab',
-          preprocessing_function_names=[serving.TRANSFORM_FEATURES])],
+      model_specs=[tfma.ModelSpec(**serving.evaluator_spec(serving.SIGNATURES))],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           metric(metric_class.__name__, name, gray, thresholds.get(name))

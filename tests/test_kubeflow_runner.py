@@ -136,10 +136,25 @@ def test_beam_steps_run_on_dataflow_in_the_pipelines_image(spec):
                                                        '--extra_package'))]
 
 
+RETRAIN = (r"\(inputs\.artifacts\['([^']+)'\]\.artifacts\[0\]"
+           r"\.metadata\['retrain'\] == 1\.0\)")
+
+
+def test_training_runs_only_when_ingestion_found_something_new(spec):
+  tasks = spec['root']['dag']['tasks']
+  for name in ('Trainer', 'Evaluator', 'AtomicPusher'):
+    condition = tasks[name]['triggerPolicy']['condition']
+    examples = re.match(RETRAIN, condition)
+    assert examples, (name, condition)
+    source = tasks[name]['inputs']['artifacts'][examples.group(1)]['taskOutputArtifact']
+    assert source == {'producerTask': 'PhotoExampleGen', 'outputArtifactKey': 'examples'}
+  assert 'triggerPolicy' not in tasks['PhotoExampleGen']
+
+
 def test_the_pusher_runs_only_when_the_evaluator_blesses(spec):
   pusher = spec['root']['dag']['tasks']['AtomicPusher']
   condition = pusher['triggerPolicy']['condition']
-  assert re.fullmatch(r"\(inputs\.artifacts\['model_blessing'\]\.artifacts\[0\]"
+  assert re.fullmatch(RETRAIN + r" && \(inputs\.artifacts\['model_blessing'\]\.artifacts\[0\]"
                       r"\.metadata\['blessed'\] == 1\.0\)", condition), condition
   declared = spec['components']['AtomicPusher']['inputDefinitions']['artifacts']
   assert set(re.findall(r"inputs\.artifacts\['([^']+)'\]", condition)) <= set(declared)

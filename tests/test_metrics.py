@@ -6,6 +6,7 @@ import tensorflow as tf
 from model import colour_space
 from model import metrics
 from model import scaling
+from reference import reference_rgb8
 
 pytestmark = pytest.mark.fast
 
@@ -99,3 +100,40 @@ def test_a_batch_larger_than_a_slice_scores_as_in_one_call():
     in_one_call(tf.constant(stored), tf.constant(y_pred))
     assert float(sliced.result()) == pytest.approx(float(whole.result()), rel=1e-5,
                                                    abs=1e-6), name
+
+
+def test_statistics_add_up_to_what_the_maps_score():
+  """The Evaluator gives the metrics each example's statistics (the label gray's, the
+  prediction the model's) instead of the maps they come from: every metric scores both
+  alike."""
+  rng = np.random.default_rng(2)
+  stored = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+  y_pred = rng.uniform(-0.6, 0.6, (3, 8, 8, 2)).astype(np.float32)
+  model_statistics = metrics.statistics(stored, y_pred, False)
+  gray_statistics = metrics.statistics(stored, None, True)
+  assert model_statistics.shape == gray_statistics.shape == (3, metrics.STATISTICS)
+  for name, metric, gray in metrics.EVALUATED:
+    assert score(metric(gray=gray), gray_statistics, model_statistics) == pytest.approx(
+        score(metric(gray=gray), stored, y_pred), rel=1e-5, abs=1e-6), name
+
+
+def test_an_examples_statistics_on_a_known_answer():
+  """One photo of 8x8 pixels at L 60, ab (30, -40), coloured (12, 18): 60.7 Lab units
+  off, and gray 50 off."""
+  y_true = labels(60, 30, -40, shape=(1, 8, 8))
+  y_pred = tf.constant(np.full((1, 8, 8, 2), [12 / 128, 18 / 128]), tf.float32)
+  model, gray = (metrics.statistics(y_true, y_pred, False)[0].numpy(),
+                 metrics.statistics(y_true, None, True)[0].numpy())
+  pixels = 64
+  within = slice(metrics.WITHIN, metrics.WITHIN + metrics.AUC_MAX_DISTANCE + 1)
+  for statistics, ab, off in ((model, (12, 18), 61), (gray, (0, 0), 50)):
+    assert statistics[metrics.SQUARED_AB_ERROR] == pytest.approx(
+        pixels * ((ab[0] - 30) ** 2 + (ab[1] + 40) ** 2) / 128 ** 2, rel=1e-5)
+    expected_within = np.where(np.arange(metrics.AUC_MAX_DISTANCE + 1) >= off, pixels, 0)
+    np.testing.assert_array_equal(statistics[within], expected_within)
+    assert statistics[-1] == pixels
+    colour, truth = reference_rgb8(np.array([60, *ab])), reference_rgb8(np.array([60, 30, -40]))
+    rmse = np.sqrt(np.mean((colour - truth) ** 2))
+    assert statistics[metrics.PSNR_DB] == pytest.approx(20 * np.log10(255 / rmse), abs=0.2)
+    rg, yb = colour[0] - colour[1], (colour[0] + colour[1]) / 2 - colour[2]
+    assert statistics[metrics.COLOURFULNESS] == pytest.approx(0.3 * np.hypot(rg, yb), abs=0.5)

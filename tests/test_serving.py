@@ -9,9 +9,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import ingest
+from conftest import ONE_COLOUR
 from model import colour_space
 from model import decoding
 from model import embedding
+from model import metrics
 from model import network
 from model import records
 from model import scaling
@@ -143,17 +145,56 @@ def test_serving_squeezes_a_wide_photo_where_ingestion_crops_its_centre(sharp, s
   assert np.abs(served['embedding'][0].numpy() - expected).max() < 1e-4
 
 
-def test_the_evaluators_labels_are_the_records_own_bytes(loaded, trained):
-  """transform_features returns the label only, uint8 as stored: TFMA carries every
-  output of it in each example's extracts."""
+def eval_records(trained, count):
   files = tf.io.gfile.glob(os.path.join(records.split_dir(trained['examples'].uri, 'eval'), '*'))
-  serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)][:3]
-  outputs = loaded.signatures[serving.TRANSFORM_FEATURES](examples=tf.constant(serialized))
-  assert list(outputs) == ['lab'] and outputs['lab'].dtype == tf.uint8
-  for lab, data in zip(outputs['lab'].numpy(), serialized):
-    feature = tf.train.Example.FromString(data).features.feature
-    assert lab[..., :1].tobytes() == feature['l'].bytes_list.value[0]
-    assert lab[..., 1:].tobytes() == feature['ab'].bytes_list.value[0]
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, records.COMPRESSION)][:count]
+
+
+def test_the_evaluators_statistics_are_the_metrics_of_the_records_and_from_examples(
+    loaded, trained):
+  """evaluation_statistics (the model's) and gray_statistics (gray's): each example's
+  statistics as model.metrics computes them from the records' own L and ab and
+  `from_examples`' prediction, taken one example at a time."""
+  examples = tf.constant(eval_records(trained, 3))
+  lab = records.quantized_lab(tf.io.parse_example(examples, records.FEATURES))
+  ab = loaded.signatures[serving.FROM_EXAMPLES](examples=examples)['ab']
+  model = loaded.signatures[serving.EVALUATION_STATISTICS](examples=examples)['statistics']
+  gray = loaded.signatures[serving.GRAY_STATISTICS](examples=examples)['gray_statistics']
+  assert model.shape == gray.shape == (3, metrics.STATISTICS) and model.dtype == tf.float32
+  # Within-t counts may move by a pixel or two: the network ran on another batch.
+  np.testing.assert_allclose(model, metrics.statistics(lab, ab, False), rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(gray, metrics.statistics(lab, None, True), rtol=1e-5)
+
+
+def constant_record(l, a, b):
+  size = scaling.IMAGE_SIZE
+  return records.make_example(
+      l=np.full((size, size), round(l * 2.55), np.uint8),
+      ab=np.broadcast_to(np.array([a + 128, b + 128], np.uint8), (size, size, 2)),
+      embedding=np.zeros(scaling.EMBEDDING_DIM, np.float32), source='constant',
+      content_sha256='0', height=size, width=size).SerializeToString()
+
+
+def test_the_evaluators_statistics_on_a_known_answer(one_colour_model):
+  """Records of L 60 and ab (30, -40) everywhere, which one_colour_model colours
+  ONE_COLOUR (12, 18): 60.7 Lab units off at every pixel, gray 50."""
+  loaded = tf.saved_model.load(one_colour_model)
+  examples = tf.constant([constant_record(60, 30, -40)] * 2)
+  model = loaded.signatures[serving.EVALUATION_STATISTICS](examples=examples)['statistics']
+  gray = loaded.signatures[serving.GRAY_STATISTICS](examples=examples)['gray_statistics']
+  pixels = scaling.IMAGE_SIZE ** 2
+  for statistics, (a, b) in ((model.numpy(), ONE_COLOUR), (gray.numpy(), (0, 0))):
+    squared = (a - 30) ** 2 + (b + 40) ** 2
+    np.testing.assert_allclose(statistics[:, metrics.SQUARED_AB_ERROR],
+                               pixels * squared / 128 ** 2, rtol=1e-4)
+    within = statistics[:, metrics.WITHIN:metrics.WITHIN + metrics.AUC_MAX_DISTANCE + 1]
+    off = int(np.ceil(np.sqrt(squared)))  # 61 and 50
+    assert (within[:, :off] == 0).all() and (within[:, off:] == pixels).all()
+    assert (statistics[:, -1] == pixels).all()
+  lab = records.quantized_lab(tf.io.parse_example(examples, records.FEATURES))
+  size = scaling.IMAGE_SIZE  # PSNR and colourfulness, as test_metrics checks them
+  predicted = np.broadcast_to(np.float32(ONE_COLOUR) / scaling.AB_SCALE, (2, size, size, 2))
+  np.testing.assert_allclose(model, metrics.statistics(lab, predicted, False), rtol=1e-5)
 
 
 def test_undecodable_bytes_are_an_error_not_a_crash(loaded):
