@@ -504,9 +504,11 @@ def progress_job(total: int) -> progress.Job:
 def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
              jpeg_quality: int = decoding.JPEG_QUALITY, overwrite: bool = False,
              max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
-             beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE) -> dict:
+             beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE,
+             progress_line: bool = True) -> dict:
   """Colourizes every input into `out` with the Beam job; returns the report it wrote
-  there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS)."""
+  there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS). Without
+  `progress_line`, the job runs as it did before it had one (the benchmark's baseline)."""
   if fmt not in FORMATS:
     raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
   roots = input_roots(inputs)
@@ -520,8 +522,8 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
     beam_args = ONE_FILE_BEAM_ARGS
   job = ColorizePhotos(roots, model_dir, out, fmt, jpeg_quality, overwrite, max_megapixels,
                        batch_size)
-  with progress.show(beam.Pipeline(options=pipeline_options(beam_args)),
-                     lambda: progress_job(count)) as pipeline:
+  pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+  with progress.show(pipeline, lambda: progress_job(count)) if progress_line else pipeline:
     _ = (pipeline
          | 'ColorizePhotos' >> job
          | 'WriteReport' >> WriteReport(report_uri, job.model))
