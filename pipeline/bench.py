@@ -48,6 +48,10 @@ short and a long run and dividing the extra items by the extra time.
                           (reported; push_gcs_requests: per version)
 The last two are counted by the emulator of scripts/with-gcs-emulator (make bench runs
 under it); elsewhere they are not measured, and the table says so.
+
+bench_ingest and bench_colorize with `without_line=True` (not part of `make bench`) also
+give ingest_ratio_without_line and colorize_ratio_without_line: the jobs without their
+progress line, taking turns with the rest (docs/performance.md, "The progress line's cost").
 """
 import base64
 import concurrent.futures
