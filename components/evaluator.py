@@ -16,6 +16,8 @@ first run after an upgrade still gates.
 The blessing records the served version it was gated against (`baseline_model`, its
 path), so the Pusher can refuse a blessing that a newer push has made stale.
 """
+import json
+import os
 from typing import Any, Dict, List, Optional
 
 from tfx import types
@@ -33,13 +35,17 @@ from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
 
+from components import progress
 from components import pusher
 from model import internals
+from model import records
 from model import serving
 
 SERVING_DIR_KEY = 'serving_dir'
 BASE_MODEL_KEY = 'base_model'
+EVALUATED = 'evaluate_num_instances'  # TFMA's counter of the examples it has evaluated
 
 
 class ServedModelEvaluatorSpec(standard_component_specs.EvaluatorSpec):
@@ -84,6 +90,8 @@ class Executor(evaluator_executor.Executor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    self._examples = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.EXAMPLES_KEY])
     served = baseline_model(exec_properties[SERVING_DIR_KEY],
                             exec_properties.get(BASE_MODEL_KEY))
     inputs = dict(input_dict)
@@ -117,6 +125,28 @@ class Executor(evaluator_executor.Executor):
         serving.note_rejected(exec_properties[SERVING_DIR_KEY],
                               serving.served_model(exec_properties[SERVING_DIR_KEY]),
                               serving.trained_on(candidate))
+
+
+  def _make_beam_pipeline(self):
+    # TFX's Evaluator runs TFMA's pipeline on the pipeline made here.
+    return progress.show(super()._make_beam_pipeline(),
+                         lambda: progress_job(eval_examples(self._examples.uri)))
+
+
+def progress_job(total: Optional[int]) -> progress.Job:
+  """The Evaluator's progress line: eval examples evaluated (by both models) of `total`,
+  as TFMA counts them."""
+  return progress.Job('Evaluating', tfma_constants.METRICS_NAMESPACE, total, 'example',
+                      done=(EVALUATED,))
+
+
+def eval_examples(examples_uri: str) -> Optional[int]:
+  """How many examples the eval split holds, from ingestion's report (None without one)."""
+  report = os.path.join(examples_uri, records.REPORT_FILE)
+  if not fileio.exists(report):
+    return None
+  with fileio.open(report) as f:
+    return json.load(f).get('examples', {}).get('eval')
 
 
 class ServedModelEvaluator(tfx.types.BaseBeamComponent):

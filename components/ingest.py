@@ -41,6 +41,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 
+from components import progress
 from model import cropping
 from model import decoding
 from model import embedding
@@ -48,7 +49,7 @@ from model import records
 from model import scaling
 
 EMBEDDING_BATCH_SIZE = 32  # Inception-ResNet-v2 on 2 CPU cores: 13 img/s at 8, 15 at 32.
-_METRICS_NAMESPACE = 'ingest'
+METRICS_NAMESPACE = 'ingest'  # the job's Beam counters (progress.count_file)
 _REJECTED = 'rejected'
 _REUSED = 'reused'
 
@@ -145,8 +146,7 @@ def split_for(sha256: str, splits: Sequence[Tuple[str, int]]) -> str:
 
 
 def _count(status: FileStatus) -> FileStatus:
-  name = status.status if status.status == 'written' else f'rejected_{status.reason}'
-  beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name).inc()
+  progress.count_file(METRICS_NAMESPACE, status.status, status.reason)
   return status
 
 
@@ -246,7 +246,7 @@ class _LookUpFn(beam.DoFn):
     if cached is None:
       yield element
       return
-    beam.metrics.Metrics.counter(_METRICS_NAMESPACE, 'reused').inc()
+    beam.metrics.Metrics.counter(METRICS_NAMESPACE, progress.REUSED).inc()
     for crop, serialized in enumerate(cached):
       yield beam.pvalue.TaggedOutput(_REUSED, Record(
           sha256, path, crop, records.with_source(serialized, path), reused=True))
@@ -541,6 +541,15 @@ def check_matches(pattern: str) -> int:
   return count
 
 
+def progress_job(total: Optional[int]) -> progress.Job:
+  """Ingestion's progress line: files done of `total`, written (of which reused from
+  the record cache) and rejected."""
+  return progress.Job('Ingesting', METRICS_NAMESPACE, total, 'file',
+                      done=(progress.WRITTEN, progress.REJECTED),
+                      shown=(('written', progress.WRITTEN), ('reused', progress.REUSED),
+                             ('rejected', progress.REJECTED)))
+
+
 def run_job(pipeline: beam.Pipeline, pattern, embedding_weights: str,
             split_dirs: Dict[str, str], splits: Sequence[Tuple[str, int]], report_uri: str,
             max_megapixels: float, crops_per_image: int = 1,
@@ -548,9 +557,11 @@ def run_job(pipeline: beam.Pipeline, pattern, embedding_weights: str,
   """Runs the ingestion job on `pipeline` (standalone or a TFX executor's) over
   `pattern` (or a list of patterns, the newest first: a window of spans); returns the
   report it wrote and the weights it embedded with."""
-  check_matches(pattern if isinstance(pattern, str) else pattern[0])
+  patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+  newest = check_matches(patterns[0])
   weights = embedding.resolve_weights(embedding_weights)
-  with pipeline:
+  with progress.show(pipeline, lambda: progress_job(
+      newest + sum(len(matched_files(older)) for older in patterns[1:]))):
     _ = (pipeline
          | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels,
                                          crops_per_image, record_cache)

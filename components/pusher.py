@@ -13,7 +13,7 @@ model that is already the newest, complete version is not pushed again.
 """
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types

@@ -7,7 +7,9 @@ It lives in `model/`, the lowest layer, so that every package may use it; each
 library is imported only when one of its reaches is used.
 """
 import importlib
+import itertools
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Tuple
 
 # Library: (module whose __version__ is read, the version written for). A version
@@ -16,6 +18,7 @@ WRITTEN_FOR = {
     'TensorFlow': ('tensorflow', '2.16.2'),
     'Pillow': ('PIL', '12'),
     'TFX': ('tfx.version', '1.16.0'),
+    'Beam': ('apache_beam.version', '2.59.0'),
 }
 
 # The custom properties TFX's Pusher writes on its PushedModel (its executor's private
@@ -158,3 +161,121 @@ def parse_kubeflow_v2_flags(argv: List[str]) -> Tuple[Any, List[str]]:
 def run_kubeflow_v2_executor(args) -> None:
   """TFX's Kubeflow V2 entry point's `main`, on flags from `parse_kubeflow_v2_flags`."""
   _kubeflow_v2_run_executor().main(args)
+
+
+# Beam: the bundles in flight of a batch job on the DirectRunner, asked for their counters.
+
+class LiveCounters:
+  """The user counters of a running job: those of its finished bundles, and the latest
+  that each bundle in flight reported."""
+
+  _ids = itertools.count()
+
+  def __init__(self, timeout_s: float):
+    self._timeout_s = timeout_s
+    self._lock = threading.Lock()
+    self._finished: List = []
+    self._in_flight: Dict[str, Tuple[object, List]] = {}  # bundle -> (connection, infos)
+
+  def started(self, bundle: str, connection) -> None:
+    with self._lock:
+      self._in_flight[bundle] = (connection, [])
+
+  def finished(self, bundle: str, response) -> None:
+    with self._lock:
+      if self._in_flight.pop(bundle, None) is not None:
+        self._finished = _user_counters(itertools.chain(
+            self._finished, response.process_bundle.monitoring_infos))
+
+  def ask(self) -> None:
+    """Asks each bundle in flight for its counters so far (the Fn API's progress
+    request, which its worker answers from another thread than the one at work)."""
+    with self._lock:
+      asked = [(bundle, connection) for bundle, (connection, _) in self._in_flight.items()]
+    for bundle, connection in asked:
+      try:
+        from apache_beam.portability.api import beam_fn_api_pb2  # pylint: disable=import-outside-toplevel
+        answer = connection.push(beam_fn_api_pb2.InstructionRequest(
+            instruction_id=f'progress-{next(self._ids)}',
+            process_bundle_progress=beam_fn_api_pb2.ProcessBundleProgressRequest(
+                instruction_id=bundle))).get(timeout=self._timeout_s)
+      except Exception:  # pylint: disable=broad-except
+        continue  # A worker busy or gone: its numbers come with its bundle's end.
+      if answer is None or answer.error:
+        continue
+      infos = _user_counters(answer.process_bundle_progress.monitoring_infos)
+      with self._lock:
+        if bundle in self._in_flight:  # Not ended meanwhile: its end counts instead.
+          self._in_flight[bundle] = (connection, infos)
+
+  def metrics(self):
+    """The counters so far, as a Beam MetricResults."""
+    with self._lock:
+      infos = itertools.chain(self._finished,
+                              *(infos for _, infos in self._in_flight.values()))
+      from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=import-outside-toplevel
+      return fn_runner.FnApiMetrics({'': _user_counters(infos)})
+
+
+def _user_counters(infos) -> List:
+  """The user counters among monitoring infos, one per step and name (summed)."""
+  from apache_beam.metrics import monitoring_infos  # pylint: disable=import-outside-toplevel
+  return list(monitoring_infos.consolidate(
+      info for info in infos if info.urn == monitoring_infos.USER_COUNTER_URN))
+
+
+class _Connection:
+  """A worker's control connection that tells `live` which bundles are in flight, and
+  their final counters."""
+
+  def __init__(self, connection, live: LiveCounters):
+    self._connection = connection
+    self._live = live
+
+  def push(self, request):
+    if request.WhichOneof('request') != 'process_bundle':
+      return self._connection.push(request)
+    self._live.started(request.instruction_id, self._connection)
+    return _Answer(self._connection.push(request), request.instruction_id, self._live)
+
+  def __getattr__(self, name):
+    return getattr(self._connection, name)
+
+
+class _Answer:
+  """A bundle's answer (ControlFuture), passing its final counters to `live`."""
+
+  def __init__(self, future, bundle: str, live: LiveCounters):
+    self._future, self._bundle, self._live = future, bundle, live
+
+  def get(self, timeout=None):
+    response = self._future.get(timeout)
+    self._live.finished(self._bundle, response)
+    return response
+
+  def __getattr__(self, name):
+    return getattr(self._future, name)
+
+
+def fn_api_runner_with_live_counters(options, timeout_s: float):
+  """(live counters, runner): the FnApiRunner that Beam's DirectRunner runs a batch job
+  on, built as direct_runner.SwitchingDirectRunner builds it, whose workers' control
+  connections tell the live counters which bundles are in flight, so that they can be
+  asked for their counters while they run (components/progress.py)."""
+  require('Beam', "the progress line's FnApiRunner (its bundles' control connections)")
+  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.portability import portable_runner  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=import-outside-toplevel
+
+  class FnApiRunner(fn_runner.FnApiRunner):
+
+    def _get_bundle_manager(self, bundle_context_manager):
+      for handler in bundle_context_manager.worker_handlers:
+        if not isinstance(handler.control_conn, _Connection):
+          handler.control_conn = _Connection(handler.control_conn, live)
+      return super()._get_bundle_manager(bundle_context_manager)
+
+  live = LiveCounters(timeout_s)
+  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(options.get_all_options())
+  return live, FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))

@@ -10,8 +10,9 @@ short and a long run and dividing the extra items by the extra time.
 
   embed_ratio             the ingestion job's embedding stage (RunInference) / raw
                           batched calls of the same Inception-ResNet-v2      goal >= 0.9
-  ingest_ratio            the ingestion job without embeddings / the same decode and
-                          TF operations, serialization and writing in a plain loop  >= 0.8
+  ingest_ratio            the ingestion job without embeddings (with its progress line)
+                          / the same decode and TF operations, serialization and
+                          writing in a plain loop                           >= 0.8
   record_bytes_per_image  bytes on disk per example                          <= 200000
   train_input_ratio       training steps/s from the TFRecords / from the same batches
                           in memory, in the Trainer's precision              >= 0.95
@@ -29,8 +30,8 @@ short and a long run and dividing the extra items by the extra time.
                           fullres_png_s: the same photo as PNG in, PNG out, reported)
   ingest_rss_ratio        peak memory of `colorizer ingest` on 10x the photos / 1x  <= 1.2
   colorize_ratio          the `colorizer colorize` job's photos/s on 256x256 photos (its
-                          default options) / raw batched `from_l` calls (embedding
-                          included) on the same photos' L                    >= 0.8
+                          default options, its progress line) / raw batched `from_l`
+                          calls (embedding included) on the same photos' L   >= 0.8
   colorize_rss_ratio      peak memory of `colorizer colorize` on 10x the photos / 1x  <= 1.2
   colorize_fullres_s      seconds per 12-megapixel photo inside the job, in one process
                           (reported, no goal)
@@ -47,6 +48,10 @@ short and a long run and dividing the extra items by the extra time.
                           (reported; push_gcs_requests: per version)
 The last two are counted by the emulator of scripts/with-gcs-emulator (make bench runs
 under it); elsewhere they are not measured, and the table says so.
+
+bench_ingest and bench_colorize with `without_line=True` (not part of `make bench`) also
+give ingest_ratio_without_line and colorize_ratio_without_line: the jobs without their
+progress line, taking turns with the rest (docs/performance.md, "The progress line's cost").
 """
 import base64
 import concurrent.futures
@@ -80,6 +85,7 @@ from tfx.utils import proto_utils
 
 from components import evaluator as served_model_evaluator
 from components import ingest
+from components import progress
 from components import pusher
 from model import cropping
 from model import decoding
@@ -207,10 +213,13 @@ def decoded_photos(paths: Sequence[str]) -> List[ingest.Photo]:
   return photos
 
 
-def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str]) -> float:
+def _timed_beam(build: Callable[[beam.Pipeline], None], beam_args: Sequence[str],
+                job: Optional[Callable[[], progress.Job]] = None) -> float:
+  """Seconds to build and run a pipeline; with `job`, showing its progress line."""
   start = time.perf_counter()
-  with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
-      list(beam_args))) as pipeline:
+  pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+      list(beam_args)))
+  with progress.show(pipeline, job) if job else pipeline:
     build(pipeline)
   return time.perf_counter() - start
 
@@ -306,17 +315,21 @@ def _plain_loop(paths: Sequence[str], out: str) -> None:
           content_sha256=sha, height=photo.height, width=photo.width).SerializeToString())
 
 
-def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
+def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str],
+                 without_line: bool = False) -> Dict:
+  """With `without_line`, also the ratio of the job without its progress line, the
+  three measures taking turns (docs/performance.md, "The progress line's cost")."""
   short, long = sizes.ingest_short_copies, sizes.ingest_copies
   folders = {n: os.path.join(workdir, f'photos-{n}') for n in (short, long)}
   files = {n: make_photos(folder, n, sizes.photo_limit) for n, folder in folders.items()}
   outputs = []  # (copies, folder) of each Beam run
 
-  def ours(copies: int) -> float:
+  def ours(copies: int, line: bool = True) -> float:
     out = os.path.join(workdir, f'ingested-{len(outputs)}')
     outputs.append((copies, out))
-    return _timed_beam(lambda p: _ingest_without_embeddings(
-        p, os.path.join(folders[copies], '*'), out), beam_args)
+    return _timed_beam(  # With its progress line, as users run it.
+        lambda p: _ingest_without_embeddings(p, os.path.join(folders[copies], '*'), out),
+        beam_args, (lambda: ingest.progress_job(len(files[copies]))) if line else None)
 
   def plain(copies: int) -> float:
     start = time.perf_counter()
@@ -328,15 +341,21 @@ def bench_ingest(workdir: str, sizes: Sizes, beam_args: Sequence[str]) -> Dict:
     return lambda: per_copy * steady_rate(run, short, long)
 
   plain(short)  # TensorFlow's and tfio's kernels load once, for both sides.
-  ours_rate, plain_rate = interleaved(sizes.repeats, rate(ours), rate(plain))
+  without = [rate(lambda copies: ours(copies, line=False))] if without_line else []
+  ours_rate, plain_rate, *bare_rate = interleaved(sizes.repeats, rate(ours), rate(plain),
+                                                  *without)
   written = glob.glob(os.path.join(records.split_dir(outputs[-1][1], '*'),
                                    '*' + records.RECORD_SUFFIX))
   count = sum(1 for f in written
               for _ in tf.data.TFRecordDataset(f, compression_type=records.COMPRESSION))
-  return {'ingest_ratio': ours_rate['median'] / plain_rate['median'],
-          'ingest_images_per_s': ours_rate, 'plain_loop_images_per_s': plain_rate,
-          'ingest_photos': len(files[long]), 'records_dir': outputs[-1][1],
-          'record_bytes_per_image': sum(os.path.getsize(f) for f in written) / count}
+  results = {'ingest_ratio': ours_rate['median'] / plain_rate['median'],
+             'ingest_images_per_s': ours_rate, 'plain_loop_images_per_s': plain_rate,
+             'ingest_photos': len(files[long]), 'records_dir': outputs[-1][1],
+             'record_bytes_per_image': sum(os.path.getsize(f) for f in written) / count}
+  for bare in bare_rate:
+    results.update(ingest_ratio_without_line=bare['median'] / plain_rate['median'],
+                   ingest_images_per_s_without_line=bare)
+  return results
 
 
 def bench_train_input(records_dir: str, sizes: Sizes) -> Dict:
@@ -576,25 +595,29 @@ def square_photos(folder: str, count: int) -> List[str]:
   return paths
 
 
-def _timed_colorize(folder: str, export_dir: str, out: str, beam_args: Sequence[str]) -> float:
+def _timed_colorize(folder: str, export_dir: str, out: str, beam_args: Sequence[str],
+                    line: bool = True) -> float:
   start = time.perf_counter()
-  report = colorize.colorize([folder], export_dir, out, beam_args=beam_args)
+  report = colorize.colorize([folder], export_dir, out, beam_args=beam_args, progress_line=line)
   assert report['written'] == report['total'], report['rejected']
   return time.perf_counter() - start
 
 
-def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
+def bench_colorize(workdir: str, export_dir: str, sizes: Sizes,
+                   without_line: bool = False) -> Dict:
   """The colorize job (its steady state: start-up cancels out of the long run minus the
-  short one) against the batched forward pass it is built on, on the same photos."""
+  short one) against the batched forward pass it is built on, on the same photos. With
+  `without_line`, also the job without its progress line, the three taking turns."""
   short, long = sizes.colorize_short_photos, sizes.colorize_photos
   folders = {n: os.path.join(workdir, f'colorize-{n}') for n in (short, long)}
   files = {n: square_photos(folder, n) for n, folder in folders.items()}
   runs = []
 
-  def ours(count: int) -> float:
+  def ours(count: int, line: bool = True) -> float:
     runs.append(count)
     return _timed_colorize(folders[count], export_dir,
-                           os.path.join(workdir, f'colorized-{len(runs)}'), sizes.beam_args)
+                           os.path.join(workdir, f'colorized-{len(runs)}'), sizes.beam_args,
+                           line)
 
   signature = tf.saved_model.load(export_dir).signatures[serving.FROM_L]
   l = np.stack([colorize.decode(colorize.Input(path, ''), decoding.DEFAULT_MAX_MEGAPIXELS).l
@@ -608,10 +631,17 @@ def bench_colorize(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
       signature(l=tf.constant(l[i:i + batch]))['ab'].numpy()
     return len(l) / (time.perf_counter() - start)
 
-  job, forward = interleaved(sizes.repeats, lambda: steady_rate(ours, short, long), raw)
-  return {'colorize_ratio': job['median'] / forward['median'],
-          'colorize_images_per_s': job, 'raw_from_l_images_per_s': forward,
-          'colorize_photos': long, 'colorize_batch_size': batch}
+  without = ([lambda: steady_rate(lambda count: ours(count, line=False), short, long)]
+             if without_line else [])
+  job, forward, *bare = interleaved(sizes.repeats, lambda: steady_rate(ours, short, long), raw,
+                                    *without)
+  results = {'colorize_ratio': job['median'] / forward['median'],
+             'colorize_images_per_s': job, 'raw_from_l_images_per_s': forward,
+             'colorize_photos': long, 'colorize_batch_size': batch}
+  for rate in bare:
+    results.update(colorize_ratio_without_line=rate['median'] / forward['median'],
+                   colorize_images_per_s_without_line=rate)
+  return results
 
 
 def bench_colorize_fullres(workdir: str, export_dir: str, sizes: Sizes) -> Dict:

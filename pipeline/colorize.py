@@ -39,6 +39,7 @@ from PIL import Image, ImageCms
 import tensorflow as tf
 
 from components import ingest
+from components import progress
 from model import decoding
 from model import full_resolution
 from model import scaling
@@ -53,7 +54,7 @@ JPEG_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif')
 BATCH_SIZE = 16  # photos of the model's size per `from_l` call
 _REJECTED = 'rejected'
 _SKIPPED = 'skipped'
-_METRICS_NAMESPACE = 'colorize'
+METRICS_NAMESPACE = 'colorize'  # the job's Beam counters (progress.count_file)
 _SRGB_PROFILE = ImageCms.createProfile('sRGB')
 # One file: the job in this process. On 2 cores one photo took 13-19 s in this process,
 # with or without Beam (the same), and 46 s with a worker process per core, each
@@ -92,8 +93,7 @@ class Photo:
 
 
 def _count(status: FileStatus) -> FileStatus:
-  name = status.status if status.status != 'rejected' else f'rejected_{status.reason}'
-  beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name).inc()
+  progress.count_file(METRICS_NAMESPACE, status.status, status.reason)
   return status
 
 
@@ -492,12 +492,23 @@ def _remove_partials(out: str) -> None:
     tf.io.gfile.rmtree(tmp_dir)
 
 
+def progress_job(total: int) -> progress.Job:
+  """The job's progress line: files done of `total`, written, skipped (done by an
+  earlier run) and rejected."""
+  return progress.Job('Colourizing', METRICS_NAMESPACE, total, 'file',
+                      done=(progress.WRITTEN, progress.SKIPPED, progress.REJECTED),
+                      shown=(('written', progress.WRITTEN), ('skipped', progress.SKIPPED),
+                             ('rejected', progress.REJECTED)))
+
+
 def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
              jpeg_quality: int = decoding.JPEG_QUALITY, overwrite: bool = False,
              max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
-             beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE) -> dict:
+             beam_args: Sequence[str] = (), batch_size: int = BATCH_SIZE,
+             progress_line: bool = True) -> dict:
   """Colourizes every input into `out` with the Beam job; returns the report it wrote
-  there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS)."""
+  there. One file without --beam-arg runs in this process (ONE_FILE_BEAM_ARGS). Without
+  `progress_line`, the job runs as it did before it had one (the benchmark's baseline)."""
   if fmt not in FORMATS:
     raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
   roots = input_roots(inputs)
@@ -511,7 +522,8 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
     beam_args = ONE_FILE_BEAM_ARGS
   job = ColorizePhotos(roots, model_dir, out, fmt, jpeg_quality, overwrite, max_megapixels,
                        batch_size)
-  with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+  pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+  with progress.show(pipeline, lambda: progress_job(count)) if progress_line else pipeline:
     _ = (pipeline
          | 'ColorizePhotos' >> job
          | 'WriteReport' >> WriteReport(report_uri, job.model))

@@ -32,6 +32,12 @@ def test_ingest_a_folder_of_real_photos_and_broken_files(mixed_folder, tmp_path)
   assert f'written   {report["written"]:5d}' in result.stdout
   assert 'bomb.png: too_large' in result.stdout
   assert 'RANDOM Inception-ResNet-v2 weights' in result.stderr
+  # Its stderr is no terminal: the progress line's plain lines, the last with the totals.
+  assert '\r' not in result.stderr
+  progress = [line for line in result.stderr.splitlines() if line.startswith('Ingesting:')]
+  rejected = report['total'] - report['written']
+  assert progress[-1].startswith(f'Ingesting: 100% {report["total"]}/{report["total"]} [')
+  assert progress[-1].endswith(f'written {report["written"]}, reused 0, rejected {rejected}]')
 
 
 def test_help_and_usage_errors(tmp_path):
@@ -62,8 +68,21 @@ def test_run_keeps_the_libraries_noise_in_its_log_and_ends_with_what_to_do_next(
   assert 'oneDNN' not in terminal  # An INFO line: TF_CPP_MIN_LOG_LEVEL=1 (cli.py) drops it.
   for stderr in (resumed_run['first_stderr'], second.stderr):
     assert 'RANDOM Inception-ResNet-v2 weights' in stderr  # Our own warning stays.
-  # The second run takes ingestion from TFX's cache: the first one reported it.
+  # The second run takes ingestion from TFX's cache: the first one reported it, and
+  # showed its progress, as plain lines since its stderr was a file.
   assert 'Ingested 20 of 20 photos' in first_stdout
+  assert 'Ingesting: 100% 20/20 [' in resumed_run['first_stderr']
+  assert 'written 20, reused 0, rejected 0]' in resumed_run['first_stderr']
+  # The Evaluator's progress: every eval example, run through both models. It reaches
+  # the terminal, not the log (where the run routes descriptor 2).
+  [report] = glob.glob(str(resumed_run['root'] / 'pipeline_root' / 'PhotoExampleGen' /
+                           'examples' / '*' / 'ingest_report.json'))
+  evaluated = json.load(open(report))['examples']['eval']
+  assert f'Evaluating: 100% {evaluated}/{evaluated} [' in second.stderr
+  whole_log = (resumed_run['root'] / 'logs' / 'colorizer-run.log').read_text(errors='replace')
+  for output in (resumed_run['first_stderr'], second.stderr, whole_log):
+    assert '\r' not in output
+  assert 'Evaluating:' not in whole_log and 'Ingesting:' not in whole_log
   assert 'Training: 100%' in second.stdout and '20/20' in second.stdout
   assert 'Evaluator: BLESSED: ab-MSE' in second.stdout and "against gray's" in second.stdout
   root = resumed_run['root']

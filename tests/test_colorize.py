@@ -5,12 +5,18 @@ The model (conftest's one_colour_model, exported once, random embedding weights)
 answers one colour, ab = ONE_COLOUR, everywhere: inside sRGB at the photos' lightness,
 so that the luminance the outputs keep is measured without any clipping of colours.
 """
+import fcntl
 import io
 import json
 import os
+import pty
+import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 from absl import flags
@@ -93,19 +99,64 @@ def archive(root) -> dict:
   }
 
 
+# A state of the progress line: "Colourizing:  42%|...| 11/30 [00:05<00:07, ..., written 9,
+# skipped 0, rejected 2]" -> (done, total, written, skipped, rejected).
+PROGRESS = re.compile(r'Colourizing: +\d+%\|?[^|\r\n]*\|? (\d+)/(\d+) \[[^\]\r\n]*'
+                      r'written (\d+), skipped (\d+), rejected (\d+)\]')
+
+
+def progress(text: str):
+  return [tuple(map(int, state)) for state in PROGRESS.findall(text)]
+
+
+def run_on_a_terminal(*args):
+  """`colorizer colorize` with its stderr on a pseudo-terminal of 120 columns, as
+  users run it. Returns (exit status, stdout, what the terminal showed, the line ends
+  that the terminal turns into CR LF made LF again)."""
+  master, terminal = pty.openpty()
+  fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+  process = subprocess.Popen([COLORIZER, 'colorize', *args], stdout=subprocess.PIPE,
+                             stderr=terminal, stdin=subprocess.DEVNULL)
+  os.close(terminal)
+  shown, deadline = [], time.time() + 600
+  while select.select([master], [], [], max(0, deadline - time.time()))[0]:
+    try:
+      data = os.read(master, 65536)
+    except OSError:  # Every writer of the terminal has closed it.
+      break
+    if not data:
+      break
+    shown.append(data)
+  os.close(master)
+  if time.time() > deadline:
+    process.kill()
+  stdout = process.stdout.read().decode()
+  process.wait(timeout=600)
+  return process.returncode, stdout, b''.join(shown).decode(errors='replace').replace('\r\n', '\n')
+
+
 def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp_path):
-  """The default options: the DirectRunner in multi-processing mode."""
+  """The default options: the DirectRunner in multi-processing mode, on a terminal,
+  where the progress line counts what the worker processes have done as they go."""
   root, out = tmp_path / 'archive', tmp_path / 'colour'
   files = archive(root)
+  roll = {f'roll/{i:02d}.jpg': (jpeg(colourful_image(10 + i, 64, 48)), 'written')
+          for i in range(18)}  # Enough work to see the line advance: a few tens of files.
+  files.update(roll)
   for name, (data, _) in files.items():
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     (root / name).write_bytes(data)
-  result = run(str(root), '--model', one_colour_model, '--out', str(out))
-  assert result.returncode == 1, result.stderr[-3000:]  # Some files were rejected.
-  assert 'Colourized 9 of 12 files' in result.stdout
-  assert '16-bit colour read at 8 bits: 1;' in result.stdout
-  assert 'cut.jpg: truncated' in result.stderr
-  assert 'planes16.tif: read at 8 bits: ' in result.stderr
+  status, stdout, terminal = run_on_a_terminal(
+      str(root), '--model', one_colour_model, '--out', str(out), '--batch-size', '2')
+  assert status == 1, terminal[-3000:]  # Some files were rejected.
+  assert 'Colourized 27 of 30 files' in stdout
+  assert '16-bit colour read at 8 bits: 1;' in stdout
+  assert 'cut.jpg: truncated' in terminal
+  assert 'planes16.tif: read at 8 bits: ' in terminal
+  states = progress(terminal)
+  assert states[-1] == (30, 30, 27, 0, 3)  # The totals, as the report has them.
+  assert [state[0] for state in states] == sorted(state[0] for state in states)
+  assert any(0 < written < 27 for _, _, written, _, _ in states), terminal  # On its way.
   report = json.load(open(out / colorize.REPORT_FILE))
   rows = {os.path.relpath(row['source'], root): row for row in report['files']}
   assert {name: row.get('reason', row['status']) for name, row in rows.items()} == {
@@ -116,7 +167,8 @@ def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp
       '1960/prints/cmyk.jpg': '1960/prints/cmyk.jpg', 'scans/scan16.png': 'scans/scan16.png',
       'scans/colour16.png': 'scans/colour16.png', 'scans/colour48.tif': 'scans/colour48.png',
       'scans/planes16.tif': 'scans/planes16.png',
-      'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png'}
+      'scans/gray.png': 'scans/gray.png', 'scans/photo.webp': 'scans/photo.png',
+      **{name: name for name in roll}}
   assert report['read_at_8_bits'] == 1
   assert {name for name, row in rows.items() if 'read_at_8_bits' in row} == {'scans/planes16.tif'}
   assert 'PlanarConfiguration 2' in rows['scans/planes16.tif']['read_at_8_bits']
@@ -210,6 +262,12 @@ def test_a_killed_run_resumes_where_it_stopped(one_colour_model, bucket):
   statuses = {row['output']: row['status'] for row in report['files']}
   assert set(done) == {o for o, s in statuses.items() if s == 'skipped'}
   assert report['written'] == 24 - len(done)
+  # Its stderr is no terminal: the progress line comes as plain lines, the resumed run
+  # counting what it skipped.
+  assert '\r' not in result.stderr
+  lines = [line for line in result.stderr.splitlines() if line.startswith('Colourizing:')]
+  assert [progress(line) for line in lines] == [[state] for state in progress(result.stderr)]
+  assert progress(lines[-1]) == [(24, 24, 24 - len(done), len(done), 0)]
   after = objects_under(out)
   assert all(after[path] == generation for path, generation in done.items())  # Not redone.
   assert sorted(after) == sorted([*statuses, f'{out}/{colorize.REPORT_FILE}'])  # No folders.

@@ -5,12 +5,12 @@ import os
 import shutil
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components import ingest
+from components import progress
 from model import cropping
 from model import decoding
 from model import embedding
@@ -70,10 +70,10 @@ def test_report_accounts_for_every_file(ingested, weights):
 
 def test_rejections_are_counted_as_beam_metrics(ingested):
   _, expected, _, result = ingested
-  counters = {c.key.metric.name: c.committed
-              for c in result.metrics().query(MetricsFilter().with_namespace('ingest'))['counters']}
+  counters = progress.counts(result.metrics(), 'ingest')  # Summed over the steps.
   outcomes = list(expected.values())
-  assert counters['written'] == outcomes.count('written')
+  assert counters['photos_written'] == outcomes.count('written')
+  assert counters['photos_rejected'] == len(outcomes) - outcomes.count('written')
   for reason in set(outcomes) - {'written'}:
     assert counters[f'rejected_{reason}'] == outcomes.count(reason)
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.fast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # How setup.py and constraints.txt name each library.
-DISTRIBUTION = {'TensorFlow': 'tensorflow', 'Pillow': 'pillow', 'TFX': 'tfx'}
+DISTRIBUTION = {'TensorFlow': 'tensorflow', 'Pillow': 'pillow', 'TFX': 'tfx', 'Beam': 'apache-beam'}
 
 
 def constraint(distribution: str) -> str:
@@ -36,6 +36,7 @@ def test_setup_allows_only_the_versions_written_for():
   assert "'tensorflow==2.16.2'" in setup and internals.WRITTEN_FOR['TensorFlow'][1] == '2.16.2'
   assert "'tfx[kfp]==1.16.0'" in setup and internals.WRITTEN_FOR['TFX'][1] == '1.16.0'
   assert "'pillow>=12,<13'" in setup and internals.WRITTEN_FOR['Pillow'][1] == '12'
+  assert "'apache-beam[gcp]==2.59.0'" in setup and internals.WRITTEN_FOR['Beam'][1] == '2.59.0'
 
 
 def test_another_version_is_refused_loudly():

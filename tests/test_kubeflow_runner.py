@@ -10,10 +10,8 @@ import re
 
 import pytest
 import tensorflow as tf
-import yaml
 
 import kfp_backend
-from components import pusher
 from conftest import CLUSTER
 from model import serving
 
@@ -152,14 +150,14 @@ def test_training_runs_only_when_ingestion_found_something_new(spec):
 
 
 def test_the_pusher_runs_only_when_the_evaluator_blesses(spec):
-  pusher = spec['root']['dag']['tasks']['AtomicPusher']
-  condition = pusher['triggerPolicy']['condition']
+  task = spec['root']['dag']['tasks']['AtomicPusher']
+  condition = task['triggerPolicy']['condition']
   assert re.fullmatch(RETRAIN + r" && \(inputs\.artifacts\['model_blessing'\]\.artifacts\[0\]"
                       r"\.metadata\['blessed'\] == 1\.0\)", condition), condition
   declared = spec['components']['AtomicPusher']['inputDefinitions']['artifacts']
   assert set(re.findall(r"inputs\.artifacts\['([^']+)'\]", condition)) <= set(declared)
-  assert 'Evaluator' in pusher['dependentTasks']
-  pushed = pusher['inputs']['artifacts']
+  assert 'Evaluator' in task['dependentTasks']
+  pushed = task['inputs']['artifacts']
   assert pushed['model_blessing']['taskOutputArtifact']['producerTask'] == 'Evaluator'
   assert pushed['model']['taskOutputArtifact']['producerTask'] == 'Trainer'
   push_to = json.loads(parameter(spec, 'AtomicPusher', 'push_destination'))

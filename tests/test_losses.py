@@ -1,5 +1,4 @@
 """The rarity-weighted loss: its colour distribution and weights."""
-import glob
 import os
 
 import numpy as np

@@ -2,7 +2,6 @@
 and Vertex AI REST APIs on 127.0.0.1 (tests/fake_pipelines_api.py): the real clients
 (kfp.Client, google.cloud.aiplatform) run, and the tests assert what they sent."""
 import json
-import os
 
 import pytest
 import yaml
