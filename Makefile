@@ -47,7 +47,7 @@ demo: $(STAMP)
 	 $(VENV)/bin/colorizer evaluate --model $$model --data data/held_out \
 	     --out $(OUTPUTS)/held_out.json --grid $(OUTPUTS)/held_out.jpg \
 	     --log $(OUTPUTS)/logs/colorizer-evaluate.log
-	@$(PY) -c 'import sys; from pipeline import cli; cli.print_next_steps(sys.argv[1], sys.argv[2], sys.argv[3] != "", sys.argv[4], sys.argv[5])' \
+	@$(PY) -c 'import sys; from commands import cli; cli.print_next_steps(sys.argv[1], sys.argv[2], sys.argv[3] != "", sys.argv[4], sys.argv[5])' \
 	    $(OUTPUTS)/report.html $(OUTPUTS)/serving_model "$$(ls $(OUTPUTS)/serving_model 2>/dev/null)" \
 	    $(VENV)/bin/colorizer $(OUTPUTS)/held_out.jpg
 
@@ -71,8 +71,8 @@ test-fast: $(STAMP)
 # Each stage against the raw operation under it; writes $(OUTPUTS)/bench.json. Under the
 # emulator, which counts the requests that colorize and the push send to Cloud Storage.
 bench: $(STAMP)
-	scripts/with-gcs-emulator $(VENV)/bin/colorizer bench --out $(OUTPUTS)/bench.json \
-	    --log $(OUTPUTS)/logs/colorizer-bench.log
+	scripts/with-gcs-emulator $(PY) -m benchmarks --out $(OUTPUTS)/bench.json \
+	    --log $(OUTPUTS)/logs/bench.log
 
 clean:
 	rm -rf $(OUTPUTS) .pytest_cache

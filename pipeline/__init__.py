@@ -1,2 +1,3 @@
-"""The colorization pipeline: configuration, the TFX pipeline and the `colorizer` command."""
+"""The TFX pipeline: its configuration, `create_pipeline`, the local and Kubeflow runners,
+the steps' entry point on Kubeflow, and the run's report and log."""
 import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -259,7 +259,7 @@ CLUSTER = dict(pipeline_root='gs://colorizer-test/root',
 def compiled(tmp_path_factory):
   """The pipeline compiled by `colorizer compile` (in this process) for Kubeflow
   Pipelines (.yaml) and Vertex AI (.json). Returns {'.yaml': path, '.json': path}."""
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from commands import cli  # pylint: disable=import-outside-toplevel
   folder = tmp_path_factory.mktemp('compiled')
   paths = {}
   for suffix in ('.yaml', '.json'):

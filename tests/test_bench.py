@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pipeline import bench
+from benchmarks import bench
 
 
 def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):

@@ -30,8 +30,8 @@ import tensorflow as tf
 
 from model import colour_space
 from model import decoding
-from pipeline import cli
-from pipeline import colorize
+from commands import cli
+from commands import colorize
 from conftest import ONE_COLOUR
 from sample_images import colourful_image, colourful_image16, encode, png16, tiff16
 

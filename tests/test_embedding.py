@@ -72,7 +72,7 @@ def test_auto_falls_back_to_random_weights_when_imagenet_is_unavailable(monkeypa
 def test_stage_weights_copies_and_verifies(weights_file, tmp_path, bucket, capsys, monkeypatch):
   """`colorizer stage-weights` to a bucket, written once, straight to its name; a
   worker's copy of it on its own disk is named by its sha256."""
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from commands import cli  # pylint: disable=import-outside-toplevel
   # The default source is the Keras cache, which Keras fills from the internet: here the
   # cached file is the random weights file.
   monkeypatch.setattr(embedding, 'imagenet_weights_file', lambda: weights_file)

@@ -21,8 +21,8 @@ from model import metrics
 from model import records
 from model import scaling
 from model import serving
-from pipeline import cli
-from pipeline import evaluate
+from commands import cli
+from commands import evaluate
 from conftest import ONE_COLOUR
 from sample_images import encode
 

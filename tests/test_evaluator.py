@@ -20,7 +20,7 @@ from model import network
 from model import records
 from model import scaling
 from model import serving
-from pipeline import bench
+from benchmarks import bench
 from pipeline import pipeline
 
 

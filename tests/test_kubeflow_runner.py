@@ -203,7 +203,7 @@ def test_both_formats_carry_the_pipeline_root(compiled):
      'give KEY=VALUE, or none'),
 ])
 def test_compile_usage_errors(args, message, tmp_path, capsys, monkeypatch):
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from commands import cli  # pylint: disable=import-outside-toplevel
   defaults = {'--pipeline-root': 'gs://b/root', '--data': 'gs://b/photos'}
   for flag, value in defaults.items():
     if flag not in args:

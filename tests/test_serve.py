@@ -24,8 +24,7 @@ import tensorflow as tf
 from components import pusher
 from model import colour_space
 from model import serving
-from pipeline import colorize
-from pipeline import serve
+from commands import serve
 from conftest import bucket_folder
 from sample_images import colourful_image, encode, huge_png
 
@@ -262,7 +261,7 @@ def test_eight_clients_at_once_each_get_their_own_answers(server, signature):
   for number, answers in enumerate(results):
     for photo, (status, colour) in zip(photos[number], answers):
       assert status == 200 and colour.shape == sizes[number][::-1] + (3,)
-      expected = alone(signature, colorize.photo_for_serving(photo).data)
+      expected = alone(signature, serve.photo_for_serving(photo).data)
       assert same_answer(colour, expected), (number, np.abs(colour - expected).mean())
   print(f'\nphotos of ~256x256 on {os.cpu_count()} cores: 8 clients at once '
         f'{eight_clients:.1f} photos/s, one client in a row {one_client:.1f} photos/s')
@@ -437,7 +436,7 @@ def test_bodies_in_flight_are_bounded(versions):
 
 @pytest.mark.fast
 def test_serving_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):
-  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  from commands import cli  # pylint: disable=import-outside-toplevel
   (tmp_path / '.incoming-5').mkdir()  # A push in progress is not a version.
   assert cli.main(['colorizer', 'serve', '--model', str(tmp_path)]) == 2
   assert 'no loadable numbered version (none found)' in capsys.readouterr().err

@@ -11,8 +11,8 @@ from google.auth import credentials as auth_credentials
 
 from conftest import CLUSTER
 from fake_pipelines_api import FakePipelinesApi
-from pipeline import cli
-from pipeline import submit
+from commands import cli
+from commands import submit
 
 
 @pytest.fixture

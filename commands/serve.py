@@ -12,7 +12,7 @@ written against it works against TF Serving unchanged:
 The newest numbered version under the model folder is served; a newly pushed one is
 loaded in the background, once its `saved_model.pb` is there, and swapped in between
 requests; one that fails to load is logged and tried again with backoff while the old
-one keeps serving. Photos are decoded by `colorize.photo_for_serving` (size checked
+one keeps serving. Photos are decoded by `photo_for_serving` (size checked
 from the header first: no decompression bomb is ever decoded), then the photos of
 concurrent requests share model calls (`Batcher`: at most `max_batch` photos a call).
 At most twice `max_batch` requests are read, decoded and colourized at once (the others
@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import html
+import io
 import json
 import logging
 import os
@@ -37,12 +38,13 @@ import anyio
 import fastapi
 from fastapi import responses
 import starlette.exceptions
+from PIL import Image
 import tensorflow as tf
 
 from model import decoding
+from model import full_resolution
 from model import scaling
 from model import serving
-from pipeline import colorize
 from pipeline import configs
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'serve_page.html')
@@ -168,7 +170,7 @@ class Batcher:
     """Queues one photo of `pixels` pixels for `servable`; its future gives the encoded
     answer, or the error of the call that colourized it alone."""
     answer = concurrent.futures.Future()
-    units = colorize.model_size_units(pixels, self.max_batch)
+    units = full_resolution.model_size_units(pixels, self.max_batch)
     with self._queued:
       self._queue.append(_Queued(servable, photo, units, answer))
       self._queued.notify()
@@ -266,6 +268,52 @@ def _images(request: dict) -> List[bytes]:
   return images
 
 
+def _graph_decodes_alike(photo: decoding.DecodedPhoto) -> bool:
+  """Whether `serving_default`'s own decoder gives the photo that Pillow gave: a gray or
+  RGB JPEG whose pixels are sRGB as they are (a CMYK one, or one with another colour
+  profile, Pillow converts to sRGB; TensorFlow does not)."""
+  return (photo.format == 'JPEG' and photo.mode in ('L', 'RGB')
+          and decoding.is_srgb(photo.icc_profile))
+
+
+class ServingInput(NamedTuple):
+  """A photo as `colorizer serve` hands it to `serving_default`."""
+  data: bytes         # the encoded photo the signature decodes
+  pixels: int         # its width times height
+  jpeg_answer: bool   # a JPEG that went as PNG: its PNG answer is re-encoded as JPEG
+
+
+def photo_for_serving(data: bytes,
+                      max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> ServingInput:
+  """One encoded photo (any format ingestion reads) -> what `colorizer serve` hands
+  `serving_default`, so that the answer is in the format TF Serving answers it with:
+  JPEG for a JPEG, PNG for anything else.
+
+  Pillow decodes it first (with the same checks as ingestion: size from the header
+  first, so a decompression bomb is refused before it is decoded). A JPEG that the
+  signature decodes alike goes as it came, so the answer is TF Serving's to the byte;
+  any other photo goes as lossless PNG of Pillow's pixels, and the PNG answer to an odd
+  JPEG (CMYK, or another colour profile) is re-encoded as JPEG (`answer_for`). Raises
+  decoding.PhotoRejected for a photo it cannot take.
+  """
+  photo = decoding.decode_photo(data, max_megapixels)
+  pixels = photo.height * photo.width
+  if _graph_decodes_alike(photo):
+    return ServingInput(data, pixels, False)
+  png = io.BytesIO()
+  Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
+  return ServingInput(png.getvalue(), pixels, photo.format == 'JPEG')
+
+
+def answer_for(photo: ServingInput, answer: bytes) -> bytes:
+  """The signature's answer to `photo` -> the answer in the request's own format."""
+  if not photo.jpeg_answer:
+    return answer
+  jpeg = io.BytesIO()
+  Image.open(io.BytesIO(answer)).save(jpeg, 'JPEG', quality=decoding.JPEG_QUALITY)
+  return jpeg.getvalue()
+
+
 def create_app(versions: ModelVersions, model_name: str = configs.PIPELINE_NAME,
                max_upload_mb: float = configs.SERVE_MAX_UPLOAD_MB,
                max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS,
@@ -323,12 +371,12 @@ def create_app(versions: ModelVersions, model_name: str = configs.PIPELINE_NAME,
     return ApiError(413 if rejected.reason == 'too_large' else 400,
                     f'image {i}: {rejected.reason}: {rejected.detail}')
 
-  def prepare_all(images: List[bytes]) -> List[colorize.ServingInput]:
+  def prepare_all(images: List[bytes]) -> List[ServingInput]:
     """Each photo as the signature takes it, with its pixel count."""
     prepared = []
     for i, image in enumerate(images):
       try:
-        prepared.append(colorize.photo_for_serving(image, max_megapixels))
+        prepared.append(photo_for_serving(image, max_megapixels))
       except decoding.PhotoRejected as e:
         raise refused(i, e) from None
     return prepared
@@ -343,7 +391,7 @@ def create_app(versions: ModelVersions, model_name: str = configs.PIPELINE_NAME,
         try:
           encoded = await asyncio.wrap_future(answer)
           if photo.jpeg_answer:  # Re-encoding takes a while: not on the event loop.
-            encoded = await anyio.to_thread.run_sync(colorize.answer_for, photo, encoded)
+            encoded = await anyio.to_thread.run_sync(answer_for, photo, encoded)
         except tf.errors.InvalidArgumentError as e:
           raise refused(i, e) from None
         results.append({'b64': base64.b64encode(encoded).decode('ascii')})

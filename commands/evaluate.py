@@ -22,7 +22,7 @@ from model import decoding
 from model import metrics
 from model import scaling
 from model import serving
-from pipeline import colorize
+from commands import colorize
 from pipeline import photo_grid
 
 BATCH_SIZE = 16

@@ -24,6 +24,7 @@ One input file runs the same job in this process (ONE_FILE_BEAM_ARGS): the start
 worker processes, each loading the model, costs more than the photo.
 """
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -38,11 +39,11 @@ import numpy as np
 from PIL import Image, ImageCms
 import tensorflow as tf
 
+from components import file_report
 from components import ingest
 from components import progress
 from model import decoding
 from model import full_resolution
-from model import scaling
 from model import serving
 from model import storage
 from pipeline import configs
@@ -62,14 +63,7 @@ _SRGB_PROFILE = ImageCms.createProfile('sRGB')
 ONE_FILE_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1')
 
 
-class FileStatus(NamedTuple):
-  """What became of one input file (the rows of colorize_report.json)."""
-  source: str
-  status: str                   # 'written', 'skipped' (already done) or 'rejected'
-  reason: Optional[str] = None  # decoding.REJECT_REASONS, 'same_output' or 'unwritable'
-  detail: Optional[str] = None
-  output: Optional[str] = None
-  read_at_8_bits: Optional[str] = None  # why a file of 16-bit colour was read at 8 bits
+FileStatus = file_report.FileStatus
 
 
 class Input(NamedTuple):
@@ -93,12 +87,11 @@ class Photo:
 
 
 def _count(status: FileStatus) -> FileStatus:
-  progress.count_file(METRICS_NAMESPACE, status.status, status.reason)
-  return status
+  return file_report.counted(METRICS_NAMESPACE, status)
 
 
 def _rejected(source: str, reason: str, detail: str) -> FileStatus:
-  return _count(FileStatus(source, 'rejected', reason, detail))
+  return file_report.rejected(METRICS_NAMESPACE, source, reason, detail)
 
 
 def _tagged(result):
@@ -250,14 +243,6 @@ class DecodeInputs(beam.PTransform):
         _REJECTED, main='photos')
 
 
-def model_size_units(pixels: int, batch_size: int) -> int:
-  """A photo's weight in a batch (here and in `colorizer serve`): how many model-size
-  squares its pixels fill, from one to `batch_size`, so that a batch holds `batch_size`
-  small photos or one large one. (Beam's BatchElements would send an empty batch ahead
-  of a photo heavier than that.)"""
-  return min(batch_size, max(1, pixels // scaling.IMAGE_SIZE ** 2))
-
-
 class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionResult, object]):
   """RunInference handler: batches of Photos -> the model's ab, through the SavedModel's
   batched `from_l` signature at the model's size (embedding inside). The SavedModel (a
@@ -284,7 +269,7 @@ class ColorizerModelHandler(inference.ModelHandler[Photo, inference.PredictionRe
     # start, and a large photo in a batch of its own, which keeps memory flat.
     batch_size = self._batch_size
     return {'min_batch_size': batch_size, 'max_batch_size': batch_size,
-            'element_size_fn': lambda photo: model_size_units(
+            'element_size_fn': lambda photo: full_resolution.model_size_units(
                 photo.pixels.shape[0] * photo.pixels.shape[1], batch_size)}
 
   def get_num_bytes(self, batch: Sequence[Photo]) -> int:
@@ -434,44 +419,22 @@ class ColorizePhotos(beam.PTransform):
 
 # ---- The report ----
 
-def make_report(statuses: List[FileStatus], model: str) -> dict:
-  rejected = {}
-  for status in statuses:
-    if status.status == 'rejected':
-      rejected[status.reason] = rejected.get(status.reason, 0) + 1
-  files = [{key: value for key, value in status._asdict().items() if value is not None}
-           for status in sorted(statuses, key=lambda s: s.source)]
+def report_figures(statuses: List[FileStatus], model: str) -> dict:
+  """colorize's figures in its report (file_report.report), in the shape of
+  ingestion's, naming the model version that colourized the photos."""
   return {
       'model': model,
-      'total': len(statuses),
-      'written': sum(status.status == 'written' for status in statuses),
-      'skipped': sum(status.status == 'skipped' for status in statuses),
-      'rejected': dict(sorted(rejected.items())),
+      'written': sum(status.status == file_report.WRITTEN for status in statuses),
+      'skipped': sum(status.status == file_report.SKIPPED for status in statuses),
       'read_at_8_bits': sum(status.read_at_8_bits is not None for status in statuses),
-      'files': files,
   }
 
 
-def write_report(statuses: List[FileStatus], uri: str, model: str) -> dict:
-  report = make_report(statuses, model)
-  with tf.io.gfile.GFile(uri, 'w') as f:
-    json.dump(report, f, indent=1)
-  return report
-
-
-class WriteReport(beam.PTransform):
-  """FileStatus -> the JSON report at `uri`, in the shape of ingestion's, naming the
-  model version that colourized the photos."""
+class WriteReport(file_report.WriteReport):
+  """FileStatus -> <out>/colorize_report.json at `uri`."""
 
   def __init__(self, uri: str, model: str):
-    super().__init__()
-    self._uri = uri
-    self._model = model
-
-  def expand(self, statuses):
-    return (statuses
-            | 'Collect' >> beam.combiners.ToList()
-            | 'Write' >> beam.Map(write_report, self._uri, self._model))
+    super().__init__(uri, functools.partial(report_figures, model=model))
 
 
 # ---- Running it ----
@@ -533,11 +496,9 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
 
 
 def _to_stderr(lines: List[str], more: str) -> None:
-  """The first 20 of `lines` on stderr, then how many more the report holds."""
-  for line in lines[:20]:
+  """The first of `lines` on stderr, then how many more the report holds."""
+  for line in file_report.first_lines(lines, more):
     print(f'colorizer colorize: {line}', file=sys.stderr)
-  if len(lines) > 20:
-    print(f'colorizer colorize: ... {len(lines) - 20} more {more}', file=sys.stderr)
 
 
 def print_summary(report: dict, out: str, seconds: float) -> None:
@@ -573,49 +534,3 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
     else:
       files += sorted(tf.io.gfile.glob(item)) or [item]  # A missing file fails below.
   return files
-
-
-def _graph_decodes_alike(photo: decoding.DecodedPhoto) -> bool:
-  """Whether `serving_default`'s own decoder gives the photo that Pillow gave: a gray or
-  RGB JPEG whose pixels are sRGB as they are (a CMYK one, or one with another colour
-  profile, Pillow converts to sRGB; TensorFlow does not)."""
-  return (photo.format == 'JPEG' and photo.mode in ('L', 'RGB')
-          and decoding.is_srgb(photo.icc_profile))
-
-
-class ServingInput(NamedTuple):
-  """A photo as `colorizer serve` hands it to `serving_default`."""
-  data: bytes         # the encoded photo the signature decodes
-  pixels: int         # its width times height
-  jpeg_answer: bool   # a JPEG that went as PNG: its PNG answer is re-encoded as JPEG
-
-
-def photo_for_serving(data: bytes,
-                      max_megapixels: float = decoding.DEFAULT_MAX_MEGAPIXELS) -> ServingInput:
-  """One encoded photo (any format ingestion reads) -> what `colorizer serve` hands
-  `serving_default`, so that the answer is in the format TF Serving answers it with:
-  JPEG for a JPEG, PNG for anything else.
-
-  Pillow decodes it first (with the same checks as ingestion: size from the header
-  first, so a decompression bomb is refused before it is decoded). A JPEG that the
-  signature decodes alike goes as it came, so the answer is TF Serving's to the byte;
-  any other photo goes as lossless PNG of Pillow's pixels, and the PNG answer to an odd
-  JPEG (CMYK, or another colour profile) is re-encoded as JPEG (`answer_for`). Raises
-  decoding.PhotoRejected for a photo it cannot take.
-  """
-  photo = decoding.decode_photo(data, max_megapixels)
-  pixels = photo.height * photo.width
-  if _graph_decodes_alike(photo):
-    return ServingInput(data, pixels, False)
-  png = io.BytesIO()
-  Image.fromarray(photo.rgb).save(png, 'PNG', compress_level=0)
-  return ServingInput(png.getvalue(), pixels, photo.format == 'JPEG')
-
-
-def answer_for(photo: ServingInput, answer: bytes) -> bytes:
-  """The signature's answer to `photo` -> the answer in the request's own format."""
-  if not photo.jpeg_answer:
-    return answer
-  jpeg = io.BytesIO()
-  Image.open(io.BytesIO(answer)).save(jpeg, 'JPEG', quality=decoding.JPEG_QUALITY)
-  return jpeg.getvalue()

@@ -98,10 +98,11 @@ def _print_ingest_summary(report: dict, out: str, seconds: float) -> None:
   print(f'  written   {report["written"]:5d}  ({splits}; examples: {examples or "none"}'
         f'{"; " + str(report["reused"]) + " from the record cache" if report["reused"] else ""})')
   print(f'  rejected  {rejected:5d}  ({reasons or "none"})')
-  for entry in [f for f in report['files'] if f['status'] == 'rejected'][:20]:
-    print(f'    {entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}')
-  if rejected > 20:
-    print(f'    ... {rejected - 20} more in the report')
+  from components import file_report  # pylint: disable=import-outside-toplevel
+  for line in file_report.first_lines(
+      [f'{entry["source"]}: {entry["reason"]}: {entry.get("detail", "")}'
+       for entry in report['files'] if entry['status'] == 'rejected'], 'in the report'):
+    print(f'    {line}')
   print(f'  records   {records.split_dir(out, "*")}/{records.RECORD_PREFIX}-*{records.RECORD_SUFFIX}')
   print(f'  report    {os.path.join(out, records.REPORT_FILE)}')
   print(f'  embedding weights  {report["embedding_weights"]}')
@@ -299,7 +300,7 @@ def _run_colorize(fv: flags.FlagValues, args: List[str]) -> int:
     raise flags.Error('give at least one INPUT: a file, a folder or a glob')
   start = time.time()
   with _libraries_log(fv['log'].value):
-    from pipeline import colorize  # pylint: disable=import-outside-toplevel
+    from commands import colorize  # pylint: disable=import-outside-toplevel
     report = colorize.colorize(
         args, fv['model'].value, fv['out'].value, fv['format'].value,
         jpeg_quality=fv['jpeg-quality'].value,
@@ -324,7 +325,7 @@ def _evaluate_flags(fv: flags.FlagValues) -> None:
 
 def _run_evaluate(fv: flags.FlagValues, args: List[str]) -> int:
   with _libraries_log(fv['log'].value):
-    from pipeline import evaluate  # pylint: disable=import-outside-toplevel
+    from commands import evaluate  # pylint: disable=import-outside-toplevel
     evaluate.run(fv['model'].value, fv['data'].value, fv['out'].value, fv['grid'].value,
                  fv['max-megapixels'].value)
   return 0
@@ -430,7 +431,7 @@ def _submit_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_submit(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import submit  # pylint: disable=import-outside-toplevel
+  from commands import submit  # pylint: disable=import-outside-toplevel
   _check_orchestrator(fv)
   if fv['vertex'].value:
     done = submit.submit_vertex(fv['package'].value, fv['project'].value, fv['region'].value,
@@ -454,7 +455,7 @@ def _schedule_flags(fv: flags.FlagValues) -> None:
 
 
 def _run_schedule(fv: flags.FlagValues, args: List[str]) -> int:
-  from pipeline import submit  # pylint: disable=import-outside-toplevel
+  from commands import submit  # pylint: disable=import-outside-toplevel
   _check_orchestrator(fv)
   if fv['vertex'].value:
     done = submit.schedule_vertex(fv['package'].value, fv['project'].value,
@@ -512,7 +513,7 @@ def _serve_flags(fv: flags.FlagValues) -> None:
 
 def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
   try:
-    from pipeline import serve  # pylint: disable=import-outside-toplevel
+    from commands import serve  # pylint: disable=import-outside-toplevel
   except ModuleNotFoundError as e:
     raise flags.Error(f'colorizer serve needs the "serve" extra ({e.name} is missing): '
                       'pip install -c constraints.txt ".[serve]"') from None
@@ -522,26 +523,6 @@ def _run_serve(fv: flags.FlagValues, args: List[str]) -> int:
               max_megapixels=fv['max-megapixels'].value,
               max_batch=fv['max-batch'].value, batch_timeout_ms=fv['batch-timeout-ms'].value,
               poll_seconds=fv['poll-seconds'].value)
-  return 0
-
-
-def _bench_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string('out', 'outputs/bench.json', 'Where to write the figures (JSON).',
-                      flag_values=fv)
-  flags.DEFINE_string('model', None, 'An exported model to measure serving on (default: '
-                      'a newly exported untrained one).', flag_values=fv)
-  flags.DEFINE_bool('tiny', False, 'A few seconds of each benchmark: checks that it runs, '
-                    'measures nothing.', flag_values=fv)
-  _log_flag(fv)
-
-
-def _run_bench(fv: flags.FlagValues, args: List[str]) -> int:
-  with _libraries_log(fv['log'].value):
-    from pipeline import bench  # pylint: disable=import-outside-toplevel
-    results = bench.run(fv['out'].value, bench.TINY if fv['tiny'].value else bench.FULL,
-                        export_dir=fv['model'].value)
-  print(f'\n{bench.table(results)}\n\n{fv["out"].value} ({results["seconds"]:.0f} s; '
-        f'{results["machine"]["cpu"]}, {results["machine"]["cores"]} cores)')
   return 0
 
 
@@ -559,8 +540,6 @@ COMMANDS: Dict[str, Tuple[Callable[[flags.FlagValues], None],
                 'the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)'),
     'submit': (_submit_flags, _run_submit, 'run a compiled pipeline once (KFP or Vertex AI)'),
     'schedule': (_schedule_flags, _run_schedule, 'run a compiled pipeline on a cron schedule'),
-    'bench': (_bench_flags, _run_bench, 'each stage\'s speed against the raw operation '
-              '(make bench)'),
     'stage-weights': (_stage_weights_flags, _run_stage_weights,
                       'copy Inception-ResNet-v2 weights to a bucket, for offline clusters'),
 }

@@ -83,6 +83,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
+from commands import colorize
 from components import evaluator as served_model_evaluator
 from components import ingest
 from components import progress
@@ -97,9 +98,10 @@ from model import records
 from model import scaling
 from model import serving
 from model import trainer
-from pipeline import colorize
 from pipeline import configs
 from pipeline import pipeline as colorizer_pipeline
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        'data', 'samples')
@@ -479,7 +481,7 @@ def bench_serve_batch(workdir: str, export_dir: str, sizes: Sizes) -> Dict:
   Also a lone client's latency, each request posted after the last one's answer."""
   import requests  # pylint: disable=import-outside-toplevel
   import uvicorn  # pylint: disable=import-outside-toplevel
-  from pipeline import serve  # pylint: disable=import-outside-toplevel
+  from commands import serve  # pylint: disable=import-outside-toplevel
   clients = sizes.serve_clients
   paths = square_photos(os.path.join(workdir, 'serve-photos'),
                         clients * sizes.serve_photos_per_client)
@@ -543,8 +545,9 @@ def _peak_rss_mb(commands: Dict[int, List[str]], side_by_side: bool) -> Dict[int
   while pending:
     started = pending if side_by_side else pending[:1]
     pending = pending[len(started):]
+    # From the clone's root: `-m benchmarks.bench` is not installed.
     running = {key: subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+                                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), cwd=REPO)
                for key, argv in started}
     peaks.update(dict.fromkeys(running, 0.0))
     while any(process.poll() is None for process in running.values()):
@@ -857,7 +860,7 @@ def bench_evaluator(workdir: str, records_dir: str, export_dir: str, sizes: Size
 
 
 def bench_evaluator_rss(workdir: str, records_dir: str, export_dir: str, sizes: Sizes) -> Dict:
-  """Peak memory of the Evaluator in a process of its own (`python -m pipeline.bench
+  """Peak memory of the Evaluator in a process of its own (`python -m benchmarks.bench
   evaluator`; the in-memory DirectRunner, so that the one process measured holds the
   work) on eval_rss_examples and rss_copies times as many, in shards of
   eval_rss_examples. Beam reads a GZIP shard 16 MiB at a time and holds what that
@@ -869,7 +872,7 @@ def bench_evaluator_rss(workdir: str, records_dir: str, export_dir: str, sizes: 
     folder = write_eval_split(records_dir, os.path.join(workdir, f'eval-rss-{copies}'),
                               copies * sizes.eval_rss_examples, sizes.eval_rss_examples)
     commands[copies] = [
-        sys.executable, '-m', 'pipeline.bench', 'evaluator', folder, export_dir,
+        sys.executable, '-m', 'benchmarks.bench', 'evaluator', folder, export_dir,
         os.path.join(workdir, f'evaluator-rss-{copies}'), *IN_MEMORY]
   peaks = _peak_rss_mb(commands, sizes.rss_side_by_side)
   extra_examples = (sizes.rss_copies - 1) * sizes.eval_rss_examples
@@ -956,10 +959,10 @@ def table(results: Dict) -> str:
 
 
 def main(argv: List[str]) -> None:
-  """`python -m pipeline.bench evaluator EXAMPLES_DIR MODEL_DIR OUT [BEAM_ARG...]`: one
+  """`python -m benchmarks.bench evaluator EXAMPLES_DIR MODEL_DIR OUT [BEAM_ARG...]`: one
   Evaluator run in a process of its own, for bench_evaluator_rss to read its peak."""
   if len(argv) < 4 or argv[0] != 'evaluator':
-    raise SystemExit('usage: python -m pipeline.bench evaluator EXAMPLES_DIR MODEL_DIR OUT '
+    raise SystemExit('usage: python -m benchmarks.bench evaluator EXAMPLES_DIR MODEL_DIR OUT '
                      '[BEAM_ARG...]')
   _, examples_dir, export_dir, out, *beam_args = argv
   run_evaluator(examples_dir, export_dir, out, beam_args)
