@@ -86,6 +86,7 @@ from tfx.utils import proto_utils
 from commands import colorize
 from components import evaluator as served_model_evaluator
 from components import ingest
+from components import inputs
 from components import progress
 from components import pusher
 from model import cropping
@@ -235,11 +236,11 @@ def steady_rate(run: Callable[[int], float], short: int, long: int) -> float:
   return (long - short) / max(run(long) - run(short), 1e-9)
 
 
-_EMBEDDED_AT: List[float] = []  # when each photo left the embedding stage
-
-
 def _stamp(photo: ingest.Photo) -> ingest.Photo:
-  _EMBEDDED_AT.append(time.perf_counter())
+  """Records when `photo` left the embedding stage, in a Beam metric (so that it is
+  collected from any runner's workers): microseconds of the wall clock, which every
+  worker process shares."""
+  beam.metrics.Metrics.distribution('bench', 'embedded_at_us').update(int(time.time() * 1e6))
   return photo
 
 
@@ -253,13 +254,20 @@ def bench_embed(photos: List[ingest.Photo], weights: embedding.EmbeddingWeights,
     its first call come before the first results, so they are not counted (the raw
     side skips them with a warm-up call). Photos enter as indices: beam.Create would
     encode every 1 MB photo into the pipeline and time that instead."""
-    _EMBEDDED_AT.clear()
-    _timed_beam(lambda p: (p | beam.Create(range(count), reshuffle=False)
-                           | beam.Map(lambda i, photos: photos[i % len(photos)], photos)
-                           | ingest.EmbedPhotos(weights, batch)
-                           | beam.Map(_stamp)), IN_MEMORY)
-    stamps = sorted(_EMBEDDED_AT)
-    return (count - batch) / (stamps[-1] - stamps[batch - 1])
+    pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+        list(IN_MEMORY)))
+    _ = (pipeline
+         | beam.Create(range(count), reshuffle=False)
+         | beam.Map(lambda i, photos: photos[i % len(photos)], photos)
+         | ingest.EmbedPhotos(weights, batch)
+         | beam.Map(_stamp))
+    result = pipeline.run()
+    result.wait_until_finish()
+    [stamps] = result.metrics().query(beam.metrics.MetricsFilter().with_name(
+        'embedded_at_us'))['distributions']
+    # The first batch's photos leave together: from then to the last photo's leaving.
+    first, last = stamps.committed.min, stamps.committed.max
+    return (count - batch) / max((last - first) / 1e6, 1e-9)
 
   network_ = embedding.build_embedder(weights)
   size = scaling.EMBEDDING_INPUT_SIZE
@@ -293,7 +301,7 @@ class _ZeroEmbedding(beam.PTransform):
 def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) -> None:
   splits = ingest.splits_from_eval_percent(configs.EVAL_PERCENT)
   split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
-  paths = pipeline | ingest.MatchPhotos(pattern)
+  paths = pipeline | inputs.MatchPhotos(pattern)
   hashed = paths | ingest.HashPhotos()
   unique = hashed.hashed | ingest.DropDuplicates()
   decoded = unique.unique | ingest.DecodePhotos(decoding.DEFAULT_MAX_MEGAPIXELS)

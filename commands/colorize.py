@@ -19,16 +19,12 @@ outputs are written under a temporary name in `<out>/.colorize-tmp/` and renamed
 place (the next run removes the leftovers); in a bucket each is written straight to its
 name, since an object appears only once its upload is complete (model.storage). The
 model is the version that was newest when the job started, in every worker.
-
-One input file runs the same job in this process (ONE_FILE_BEAM_ARGS): the start-up of
-worker processes, each loading the model, costs more than the photo.
 """
 import dataclasses
 import functools
 import io
 import json
 import os
-import sys
 import uuid
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -41,6 +37,7 @@ import tensorflow as tf
 
 from components import file_report
 from components import ingest
+from components import inputs
 from components import progress
 from model import decoding
 from model import full_resolution
@@ -53,13 +50,11 @@ TMP_DIR = '.colorize-tmp'
 FORMATS = ('auto', 'jpg', 'png')
 JPEG_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif')
 BATCH_SIZE = 16  # photos of the model's size per `from_l` call
-_REJECTED = 'rejected'
-_SKIPPED = 'skipped'
+_REJECTED, _SKIPPED = file_report.REJECTED, file_report.SKIPPED  # side outputs
 METRICS_NAMESPACE = 'colorize'  # the job's Beam counters (progress.count_file)
 _SRGB_PROFILE = ImageCms.createProfile('sRGB')
-# One file: the job in this process. On 2 cores one photo took 13-19 s in this process,
-# with or without Beam (the same), and 46 s with a worker process per core, each
-# starting TensorFlow and loading the model.
+# One file: the job in this process, since worker processes would each start TensorFlow
+# and load the model for it (docs/performance.md, "Two choices").
 ONE_FILE_BEAM_ARGS = ('--direct_running_mode=in_memory', '--direct_num_workers=1')
 
 
@@ -104,24 +99,6 @@ def _tagged(result):
 
 # ---- Where outputs go ----
 
-def input_roots(inputs: Iterable[str]) -> List[Tuple[str, str]]:
-  """(file pattern, root) of each INPUT: a folder is its own root; a file's root is its
-  folder; a glob's is its folder up to the first wildcard. Paths under a root are
-  mirrored under --out."""
-  roots = []
-  for item in inputs:
-    if not storage.is_object_store(item):
-      item = os.path.abspath(item)
-    if tf.io.gfile.isdir(item):
-      roots.append((ingest.file_pattern(item), item.rstrip('/')))
-    elif any(c in item for c in '*?['):
-      fixed = item[:min(item.find(c) for c in '*?[' if c in item)]
-      roots.append((item, fixed[:fixed.rfind('/')]))
-    else:
-      roots.append((item, item[:item.rfind('/')]))
-  return roots
-
-
 def output_path(source: str, root: str, out: str, fmt: str) -> str:
   """<out>/<source's path under root>, its extension the output's: auto follows the
   input's extension (JPEG in, JPEG out; anything else, PNG)."""
@@ -147,7 +124,7 @@ class MatchInputs(beam.PTransform):
 
   def expand(self, pbegin):
     matched = [pbegin
-               | f'Match[{i}]' >> ingest.MatchPhotos(pattern)
+               | f'Match[{i}]' >> inputs.MatchPhotos(pattern)
                | f'Plan[{i}]' >> beam.Map(_planned, root, self._out, self._fmt)
                for i, (pattern, root) in enumerate(self._roots)]
     return matched | 'AllInputs' >> beam.Flatten()
@@ -217,7 +194,7 @@ def decode(item: Input, max_megapixels: float):
   """Input -> Photo, or the FileStatus of its rejection (ingestion's reasons)."""
   try:
     photo = decoding.read_and_decode(
-        lambda: ingest.read(item.source),
+        lambda: storage.read(item.source),
         lambda data: decoding.decode_photo(data, max_megapixels, keep_gray=True,
                                            keep_16bit=True))
   except decoding.PhotoRejected as e:
@@ -425,7 +402,7 @@ def report_figures(statuses: List[FileStatus], model: str) -> dict:
   return {
       'model': model,
       'written': sum(status.status == file_report.WRITTEN for status in statuses),
-      'skipped': sum(status.status == file_report.SKIPPED for status in statuses),
+      'skipped': sum(status.status == _SKIPPED for status in statuses),
       'read_at_8_bits': sum(status.read_at_8_bits is not None for status in statuses),
   }
 
@@ -474,7 +451,7 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
   `progress_line`, the job runs as it did before it had one (the benchmark's baseline)."""
   if fmt not in FORMATS:
     raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
-  roots = input_roots(inputs)
+  roots = inputs.input_roots(inputs)
   count = sum(ingest.check_matches(pattern) for pattern, _ in roots)
   if not storage.is_object_store(out):  # A bucket needs no folders, nor folder objects.
     out = os.path.abspath(out)
@@ -495,42 +472,4 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
     return json.load(f)
 
 
-def _to_stderr(lines: List[str], more: str) -> None:
-  """The first of `lines` on stderr, then how many more the report holds."""
-  for line in file_report.first_lines(lines, more):
-    print(f'colorizer colorize: {line}', file=sys.stderr)
-
-
-def print_summary(report: dict, out: str, seconds: float) -> None:
-  """The first rejects and 16-bit files read at 8 bits on stderr, then the summary line
-  that ends the run."""
-  rejected = sum(report['rejected'].values())
-  reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
-  eight_bits = report['read_at_8_bits']
-  _to_stderr([f'{f["source"]}: {f["reason"]}: {f.get("detail", "")}'
-              for f in report['files'] if f['status'] == 'rejected'], 'in the report')
-  _to_stderr([f'{f["source"]}: read at 8 bits: {f["read_at_8_bits"]}'
-              for f in report['files'] if 'read_at_8_bits' in f],
-             'read at 8 bits in the report')
-  print(f'Colourized {report["written"]} of {report["total"]} files into {out} in '
-        f'{seconds:.0f} s with {report["model"]}: {report["skipped"]} skipped (already '
-        f'done), {rejected} rejected'
-        f'{f" ({reasons})" if reasons else ""}'
-        f'{f"; 16-bit colour read at 8 bits: {eight_bits}" if eight_bits else ""}; '
-        f'report {os.path.join(out, REPORT_FILE)}')
-
-
 # ---- One photo for `colorizer serve`; the files of `colorizer evaluate` ----
-
-def expand_inputs(inputs: Iterable[str]) -> List[str]:
-  """Files as given, folders as every file below them, globs as their matches."""
-  files = []
-  for item in inputs:
-    if tf.io.gfile.isdir(item):
-      files += sorted(metadata.path
-                      for metadata in ingest.matched_files(ingest.file_pattern(item)))
-    elif tf.io.gfile.exists(item):
-      files.append(item)
-    else:
-      files += sorted(tf.io.gfile.glob(item)) or [item]  # A missing file fails below.
-  return files

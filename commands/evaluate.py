@@ -17,12 +17,12 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from components import inputs
 from model import cropping
 from model import decoding
 from model import metrics
 from model import scaling
 from model import serving
-from commands import colorize
 from pipeline import photo_grid
 
 BATCH_SIZE = 16
@@ -45,7 +45,7 @@ def evaluate(model_dir: str, data: str,
   """Scores the model (a SavedModel or a serving folder: the newest version) on the
   photos in `data` (a folder, a glob or a file); returns the figures, the scored files
   and the skipped ones with their reasons."""
-  files = colorize.expand_inputs([data])
+  files = inputs.expand_inputs([data])
   model_dir = serving.latest_version(model_dir)
   loaded = tf.saved_model.load(model_dir)
   if serving.FROM_L not in loaded.signatures:

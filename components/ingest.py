@@ -25,35 +25,32 @@ instead of decoded and embedded again: a window of spans costs only its new phot
 """
 import dataclasses
 import functools
-import gzip
 import hashlib
 import json
 import logging
 import os
-import posixpath
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes, FileMetadata
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference import base as inference
 from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 
 from components import file_report
+from components import inputs
 from components import progress
+from components import record_cache
 from model import cropping
 from model import decoding
 from model import embedding
 from model import records
+from model import storage
 from model import scaling
 
-EMBEDDING_BATCH_SIZE = 32  # Inception-ResNet-v2 on 2 CPU cores: 13 img/s at 8, 15 at 32.
+EMBEDDING_BATCH_SIZE = 32  # the embedding network's batch (docs/performance.md, "Two choices")
 METRICS_NAMESPACE = 'ingest'  # the job's Beam counters (progress.count_file)
 _REJECTED = 'rejected'
-_REUSED = 'reused'
 
 
 FileStatus = file_report.FileStatus
@@ -70,61 +67,6 @@ class Photo:
   embedding_input: np.ndarray  # float32 [299, 299, 3]
   embedding: Optional[np.ndarray] = None  # float32 [1000]
   crop: int = 0                # which of cropping.crop_boxes (0: the centred square)
-
-
-class Record(NamedTuple):
-  """One example (a crop of a photo), serialized, on its way to the shards."""
-  sha256: str
-  source: str
-  crop: int
-  serialized: bytes
-  reused: bool = False
-
-
-class RecordCache:
-  """Each photo's records, by content hash, under `root`/<settings>/: the settings
-  folder is named by everything that changes a photo's records (the embedding
-  weights, max_megapixels, crops_per_image and the record schema), so a change of any
-  of them starts a new cache. One gzip file per crop, written whole or not at all."""
-
-  def __init__(self, root: str, weights_fingerprint: str, max_megapixels: float,
-               crops_per_image: int):
-    settings = {'embedding_weights': weights_fingerprint,
-                'max_megapixels': float(max_megapixels),
-                'crops_per_image': int(crops_per_image), 'records': records.SCHEMA_VERSION}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    self.folder = posixpath.join(root.rstrip('/'), key)
-    self.crops = int(crops_per_image)
-
-  def path(self, sha256: str, crop: int) -> str:
-    return posixpath.join(self.folder, sha256[:2], f'{sha256}-{crop}.example.gz')
-
-  def read(self, sha256: str) -> Optional[List[bytes]]:
-    """Every crop's serialized example, or None unless all of them are cached."""
-    paths = [self.path(sha256, crop) for crop in range(self.crops)]
-    if not all(FileSystems.exists(path) for path in paths):
-      return None
-    return [gzip.decompress(read(path)) for path in paths]
-
-  def write(self, record: 'Record') -> None:
-    data = gzip.compress(record.serialized, compresslevel=1)
-    path = self.path(record.sha256, record.crop)
-    if '://' in path:  # An object appears only once its upload is complete.
-      with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)  # Gzipped already: Beam would gzip a `.gz` name again.
-      return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f'{path}.partial-{os.getpid()}'
-    with open(partial, 'wb') as f:
-      f.write(data)
-    os.replace(partial, path)
-
-
-def file_pattern(data: str) -> str:
-  """A folder (local or gs://) means every file below it; anything else is a glob."""
-  if tf.io.gfile.isdir(data):
-    return data.rstrip('/') + '/**'
-  return data
 
 
 def split_for(sha256: str, splits: Sequence[Tuple[str, int]]) -> str:
@@ -147,50 +89,11 @@ def _rejected(source: str, reason: str, detail: str) -> beam.pvalue.TaggedOutput
       _REJECTED, file_report.rejected(METRICS_NAMESPACE, source, reason, detail))
 
 
-def read(path: str) -> bytes:
-  """A file's bytes, local or gs:// (Beam's file systems; never decompressed)."""
-  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    return f.read()
-
-
-def is_folder_object(path: str) -> bool:
-  """A zero-byte object named like `photos/` or `photos/sub/`: the Cloud console's
-  "Create folder" and tf.io.gfile.makedirs leave them in a bucket, and Beam's match of
-  `photos/**` returns them with the files. They are no files."""
-  return path.endswith('/')
-
-
-def matched_files(pattern: str) -> List[FileMetadata]:
-  """The files matching `pattern` (local or gs://; `**` at any depth), as MatchPhotos
-  finds them."""
-  return [metadata for metadata in FileSystems.match([pattern])[0].metadata_list
-          if not is_folder_object(metadata.path)]
-
-
-class MatchPhotos(beam.PTransform):
-  """PBegin -> str: the path of every file matching the pattern, or any of the
-  patterns (local or gs://)."""
-
-  def __init__(self, pattern):
-    super().__init__()
-    self._patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-
-  def expand(self, pbegin):
-    if len(self._patterns) == 1:
-      matched = pbegin | 'Match' >> fileio.MatchFiles(self._patterns[0])
-    else:
-      matched = (pbegin
-                 | 'Patterns' >> beam.Create(self._patterns)
-                 | 'Match' >> fileio.MatchAll())
-    return matched | 'Path' >> beam.FlatMap(
-        lambda metadata: [] if is_folder_object(metadata.path) else [metadata.path])
-
-
 class _HashFn(beam.DoFn):
 
   def process(self, path: str):
     try:
-      data = read(path)
+      data = storage.read(path)
     except (OSError, IOError) as e:
       yield _rejected(path, 'unreadable', str(e))
       return
@@ -227,36 +130,6 @@ class DropDuplicates(beam.PTransform):
             | 'KeepFirst' >> beam.ParDo(_KeepFirstFn()).with_outputs(_REJECTED, main='unique'))
 
 
-class _LookUpFn(beam.DoFn):
-
-  def __init__(self, cache: RecordCache):
-    super().__init__()
-    self._cache = cache
-
-  def process(self, element):
-    sha256, path = element
-    cached = self._cache.read(sha256)
-    if cached is None:
-      yield element
-      return
-    beam.metrics.Metrics.counter(METRICS_NAMESPACE, progress.REUSED).inc()
-    for crop, serialized in enumerate(cached):
-      yield beam.pvalue.TaggedOutput(_REUSED, Record(
-          sha256, path, crop, records.with_source(serialized, path), reused=True))
-
-
-class LookUpRecords(beam.PTransform):
-  """(sha256, path) -> (sha256, path) of the photos not in the cache; side output
-  'reused': the cached photos' Records, their source set to this path."""
-
-  def __init__(self, cache: RecordCache):
-    super().__init__()
-    self._cache = cache
-
-  def expand(self, unique):
-    return unique | beam.ParDo(_LookUpFn(self._cache)).with_outputs(_REUSED, main='new')
-
-
 class _DecodeFn(beam.DoFn):
 
   def __init__(self, max_megapixels: float, crops_per_image: int):
@@ -268,7 +141,7 @@ class _DecodeFn(beam.DoFn):
     sha256, path = element
     try:
       photo, crops = decoding.read_and_decode(
-          lambda: read(path),
+          lambda: storage.read(path),
           lambda data: cropping.photo_crops(data, sha256, self._max_megapixels, self._crops))
     except decoding.PhotoRejected as e:
       yield _rejected(path, e.reason, e.detail)
@@ -350,28 +223,17 @@ class EmbedPhotos(beam.PTransform):
             | 'Attach' >> beam.Map(_with_embedding))
 
 
-def _record(photo: Photo) -> Record:
-  return Record(photo.sha256, photo.source, photo.crop, records.make_example(
+def _record(photo: Photo) -> record_cache.Record:
+  return record_cache.Record(photo.sha256, photo.source, photo.crop, records.make_example(
       l=photo.l, ab=photo.ab, embedding=photo.embedding, source=photo.source,
       content_sha256=photo.sha256, height=photo.height, width=photo.width,
       crop=photo.crop).SerializeToString())
 
 
-class _CacheFn(beam.DoFn):
-
-  def __init__(self, cache: RecordCache):
-    super().__init__()
-    self._cache = cache
-
-  def process(self, record: Record):
-    self._cache.write(record)
-    yield record
-
-
 class CacheRecords(beam.PTransform):
   """Photo -> Record, also written to the record cache (if any)."""
 
-  def __init__(self, cache: Optional[RecordCache] = None):
+  def __init__(self, cache: Optional[record_cache.RecordCache] = None):
     super().__init__()
     self._cache = cache
 
@@ -379,7 +241,7 @@ class CacheRecords(beam.PTransform):
     serialized = photos | 'Serialize' >> beam.Map(_record)
     if self._cache is None:
       return serialized
-    return serialized | 'Cache' >> beam.ParDo(_CacheFn(self._cache))
+    return serialized | 'Cache' >> record_cache.WriteToCache(self._cache)
 
 
 class WriteRecords(beam.PTransform):
@@ -424,6 +286,10 @@ class WritePhotos(beam.PTransform):
     return photos | 'Serialize' >> CacheRecords() | 'WriteRecords' >> self._write
 
 
+def _cache_at(root: str, *settings) -> record_cache.RecordCache:
+  return record_cache.RecordCache(root, *settings)  # (IngestPhotos' argument is named so.)
+
+
 class IngestPhotos(beam.PTransform):
   """PBegin -> FileStatus of every file matching `pattern`, writing the records."""
 
@@ -437,8 +303,8 @@ class IngestPhotos(beam.PTransform):
     if crops_per_image < 1:
       raise ValueError(f'crops per image must be at least 1, got {crops_per_image}')
     self._pattern = pattern
-    self._cache = (RecordCache(record_cache, weights.fingerprint, max_megapixels,
-                               crops_per_image) if record_cache else None)
+    self._cache = (_cache_at(record_cache, weights.fingerprint, max_megapixels,
+                             crops_per_image) if record_cache else None)
     self._weights = weights
     self._split_dirs = split_dirs
     self._splits = splits
@@ -446,13 +312,13 @@ class IngestPhotos(beam.PTransform):
     self._crops = crops_per_image
 
   def expand(self, pbegin):
-    paths = pbegin | 'MatchPhotos' >> MatchPhotos(self._pattern)
+    paths = pbegin | 'MatchPhotos' >> inputs.MatchPhotos(self._pattern)
     hashed = paths | 'HashPhotos' >> HashPhotos()
     unique = hashed.hashed | 'DropDuplicates' >> DropDuplicates()
     to_decode, reused = unique.unique, []
     if self._cache is not None:
-      looked_up = to_decode | 'LookUpRecords' >> LookUpRecords(self._cache)
-      to_decode, reused = looked_up.new, [looked_up[_REUSED]]
+      looked_up = to_decode | 'LookUpRecords' >> record_cache.LookUpRecords(self._cache, METRICS_NAMESPACE)
+      to_decode, reused = looked_up.new, [looked_up[record_cache.REUSED]]
     decoded = to_decode | 'DecodePhotos' >> DecodePhotos(self._max_megapixels, self._crops)
     new = (decoded.photos
            | 'EmbedPhotos' >> EmbedPhotos(self._weights)
@@ -511,7 +377,7 @@ def splits_from_eval_percent(eval_percent: int, both: bool = False) -> List[Tupl
 
 def check_matches(pattern: str) -> int:
   """Fails early, and clearly, when the pattern matches no file at all."""
-  count = len(matched_files(pattern))
+  count = len(inputs.matched_files(pattern))
   if not count:
     raise ValueError(f'no files match {pattern!r}')
   return count
@@ -537,7 +403,7 @@ def run_job(pipeline: beam.Pipeline, pattern, embedding_weights: str,
   newest = check_matches(patterns[0])
   weights = embedding.resolve_weights(embedding_weights)
   with progress.show(pipeline, lambda: progress_job(
-      newest + sum(len(matched_files(older)) for older in patterns[1:]))):
+      newest + sum(len(inputs.matched_files(older)) for older in patterns[1:]))):
     _ = (pipeline
          | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels,
                                          crops_per_image, record_cache)
@@ -554,7 +420,7 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
   if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):
     raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
                      'records mix with these')
-  pattern = file_pattern(data)
+  pattern = inputs.file_pattern(data)
   splits = splits_from_eval_percent(eval_percent)
   split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
   logging.info('Ingesting %s into %s', pattern, out)

@@ -95,7 +95,7 @@ def sharp_weights(tmp_path_factory):
 
 
 # The colour (a, b) that one_colour_model answers everywhere: an orange inside sRGB at
-# the lightness of the photos test_colorize and test_evaluate give it (L 35..75).
+# the lightness of the photos test_colorize and test_commands_evaluate give it (L 35..75).
 ONE_COLOUR = (12.0, 18.0)
 
 
@@ -103,7 +103,7 @@ ONE_COLOUR = (12.0, 18.0)
 def one_colour_model(tmp_path_factory):
   """A real exported model of the fusion architecture (random embedding weights) that
   answers ONE_COLOUR at every pixel through its last layer's bias, every other weight
-  being 0. Exported once for test_colorize and test_evaluate: an export takes ~40 s."""
+  being 0. Exported once for test_colorize and test_commands_evaluate: an export takes ~40 s."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from model import embedding, network, scaling, serving  # pylint: disable=import-outside-toplevel
 

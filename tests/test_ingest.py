@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from components import ingest
+from components import inputs
 from components import progress
 from model import cropping
 from model import decoding
@@ -41,7 +42,7 @@ def ingested(mixed_folder, weights, tmp_path_factory):
   split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in SPLITS}
   pipeline = beam.Pipeline()
   _ = (pipeline
-       | ingest.IngestPhotos(ingest.file_pattern(folder), weights, split_dirs, SPLITS)
+       | ingest.IngestPhotos(inputs.file_pattern(folder), weights, split_dirs, SPLITS)
        | ingest.WriteReport(os.path.join(out, records.REPORT_FILE), weights.fingerprint))
   result = pipeline.run()
   result.wait_until_finish()
@@ -167,26 +168,6 @@ def test_ingest_refuses_a_non_empty_output_and_an_empty_match(tmp_path):
     ingest.ingest(str(tmp_path / 'empty'), str(tmp_path / 'new'), embedding_weights=embedding.RANDOM)
 
 
-def test_file_pattern():
-  assert ingest.file_pattern(os.path.dirname(__file__)) == os.path.dirname(__file__) + '/**'
-  assert ingest.file_pattern('photos/*.jpg') == 'photos/*.jpg'
-
-
-@pytest.mark.fast
-def test_the_record_cache_key_changes_with_everything_that_shapes_a_record(monkeypatch):
-  settings = dict(root='gs://b/cache', weights_fingerprint='random-init:1',
-                  max_megapixels=50.0, crops_per_image=1)
-  folder = ingest.RecordCache(**settings).folder
-  assert folder.startswith('gs://b/cache/')
-  for key, other in (('weights_fingerprint', 'sha256:2'), ('max_megapixels', 12.0),
-                     ('crops_per_image', 3)):
-    assert ingest.RecordCache(**{**settings, key: other}).folder != folder, key
-  monkeypatch.setattr(records, 'SCHEMA_VERSION', records.SCHEMA_VERSION + 1)
-  assert ingest.RecordCache(**settings).folder != folder
-  monkeypatch.undo()
-  assert ingest.RecordCache(**settings).folder == folder
-
-
 def test_a_window_of_spans_embeds_only_the_new_span_and_keeps_the_splits(tmp_path):
   """Span 1 ingested, then the window [2, 1] with the same record cache: span 1's
   photos are read back (none decoded or embedded again), its records are the same
@@ -236,7 +217,7 @@ def test_a_bucket_with_folder_objects_and_nested_prefixes(bucket):
   for seed, name in enumerate(names):
     with tf.io.gfile.GFile(f'{photos}/{name}', 'wb') as f:
       f.write(encode(colourful_image(seed), 'PNG'))
-  assert ingest.check_matches(ingest.file_pattern(photos)) == len(names)
+  assert ingest.check_matches(inputs.file_pattern(photos)) == len(names)
   out = f'{bucket}/records'
   report = ingest.ingest(photos, out, embedding_weights=embedding.RANDOM, eval_percent=50,
                          beam_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
@@ -244,18 +225,3 @@ def test_a_bucket_with_folder_objects_and_nested_prefixes(bucket):
       (f'{photos}/{name}', 'written') for name in names]
   shards = tf.io.gfile.glob(f'{out}/Split-*/*{records.RECORD_SUFFIX}')
   assert sum(1 for _ in tf.data.TFRecordDataset(shards, records.COMPRESSION)) == len(names)
-
-
-@pytest.mark.fast
-@pytest.mark.parametrize('where', ['local', 'bucket'])
-def test_the_record_cache_gives_back_what_it_was_given(where, tmp_path, request):
-  """Every crop, byte for byte, on local disk and in a bucket; a photo with a crop
-  missing is not in the cache."""
-  root = str(tmp_path) if where == 'local' else request.getfixturevalue('bucket')
-  cache = ingest.RecordCache(root, 'random-init:1', 50.0, crops_per_image=2)
-  records_ = [ingest.Record('ab' * 32, 'x.png', crop, bytes([crop]) * 1000) for crop in (0, 1)]
-  cache.write(records_[0])
-  assert cache.read('ab' * 32) is None
-  cache.write(records_[1])
-  assert cache.read('ab' * 32) == [r.serialized for r in records_]
-  assert cache.read('cd' * 32) is None

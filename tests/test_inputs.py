@@ -1,0 +1,10 @@
+"""components/inputs.py: where a job's input files come from. Folder objects in a bucket
+are covered by test_ingest and test_colorize, which match through it."""
+import os
+
+from components import inputs
+
+
+def test_file_pattern():
+  assert inputs.file_pattern(os.path.dirname(__file__)) == os.path.dirname(__file__) + '/**'
+  assert inputs.file_pattern('photos/*.jpg') == 'photos/*.jpg'
