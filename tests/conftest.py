@@ -22,12 +22,12 @@ from sample_images import encode, mixed_folder_files, yellow_blue_image
 SHARED_RUNS = ('trained', 'resumed_run', 'backend_runs')
 
 
-@pytest.hookimpl(tryfirst=True)  # Before xdist reads the groups.
-def pytest_collection_modifyitems(items):
-  for item in items:
-    shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-    if shared:
-      item.add_marker(pytest.mark.xdist_group(shared[0]))
+def pytest_itemcollected(item):
+  # As each test is collected: xdist reads the groups in its own
+  # pytest_collection_modifyitems, which may run before a conftest's.
+  shared = [name for name in SHARED_RUNS if name in item.fixturenames]
+  if shared:
+    item.add_marker(pytest.mark.xdist_group(shared[0]))
 
 
 def built_once(tmp_path_factory, name, build):
