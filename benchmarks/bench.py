@@ -86,7 +86,7 @@ from tfx.utils import proto_utils
 from commands import colorize
 from components import evaluator as served_model_evaluator
 from components import ingest
-from components import inputs
+from components import input_files
 from components import progress
 from components import pusher
 from model import cropping
@@ -301,7 +301,7 @@ class _ZeroEmbedding(beam.PTransform):
 def _ingest_without_embeddings(pipeline: beam.Pipeline, pattern: str, out: str) -> None:
   splits = ingest.splits_from_eval_percent(configs.EVAL_PERCENT)
   split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
-  paths = pipeline | inputs.MatchPhotos(pattern)
+  paths = pipeline | input_files.MatchPhotos(pattern)
   hashed = paths | ingest.HashPhotos()
   unique = hashed.hashed | ingest.DropDuplicates()
   decoded = unique.unique | ingest.DecodePhotos(decoding.DEFAULT_MAX_MEGAPIXELS)

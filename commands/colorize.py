@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from components import file_report
 from components import ingest
-from components import inputs
+from components import input_files
 from components import progress
 from model import decoding
 from model import full_resolution
@@ -124,7 +124,7 @@ class MatchInputs(beam.PTransform):
 
   def expand(self, pbegin):
     matched = [pbegin
-               | f'Match[{i}]' >> inputs.MatchPhotos(pattern)
+               | f'Match[{i}]' >> input_files.MatchPhotos(pattern)
                | f'Plan[{i}]' >> beam.Map(_planned, root, self._out, self._fmt)
                for i, (pattern, root) in enumerate(self._roots)]
     return matched | 'AllInputs' >> beam.Flatten()
@@ -451,7 +451,7 @@ def colorize(inputs: Sequence[str], model_dir: str, out: str, fmt: str = 'auto',
   `progress_line`, the job runs as it did before it had one (the benchmark's baseline)."""
   if fmt not in FORMATS:
     raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
-  roots = inputs.input_roots(inputs)
+  roots = input_files.input_roots(inputs)
   count = sum(ingest.check_matches(pattern) for pattern, _ in roots)
   if not storage.is_object_store(out):  # A bucket needs no folders, nor folder objects.
     out = os.path.abspath(out)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from components import inputs
+from components import input_files
 from model import cropping
 from model import decoding
 from model import metrics
@@ -45,7 +45,7 @@ def evaluate(model_dir: str, data: str,
   """Scores the model (a SavedModel or a serving folder: the newest version) on the
   photos in `data` (a folder, a glob or a file); returns the figures, the scored files
   and the skipped ones with their reasons."""
-  files = inputs.expand_inputs([data])
+  files = input_files.expand_inputs([data])
   model_dir = serving.latest_version(model_dir)
   loaded = tf.saved_model.load(model_dir)
   if serving.FROM_L not in loaded.signatures:

@@ -40,7 +40,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components import ingest
-from components import inputs
+from components import input_files
 from model import decoding
 from model import embedding
 from model import internals
@@ -130,12 +130,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 
 def input_fingerprint(split_name: str, pattern: str) -> str:
-  """The fingerprint of the files ingestion would read (`inputs.matched_files`: every
+  """The fingerprint of the files ingestion would read (`input_files.matched_files`: every
   file below a folder, at any depth), for TFX's cache. TFX's own
   (tfx/utils/io_utils.py, generate_fingerprint) globs with tf.io.gfile, whose `**`
   reaches one level: a photo added further down, or on gs:// in any sub-prefix (which
   stats as 0 bytes at time 0), left it unchanged, and the cache reused the old Examples."""
-  files = sorted(inputs.matched_files(pattern), key=lambda metadata: metadata.path)
+  files = sorted(input_files.matched_files(pattern), key=lambda metadata: metadata.path)
   digest = hashlib.sha256()
   for metadata in files:
     digest.update(f'{metadata.path}\0{metadata.size_in_bytes}\0'

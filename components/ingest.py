@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import file_report
-from components import inputs
+from components import input_files
 from components import progress
 from components import record_cache
 from model import cropping
@@ -312,7 +312,7 @@ class IngestPhotos(beam.PTransform):
     self._crops = crops_per_image
 
   def expand(self, pbegin):
-    paths = pbegin | 'MatchPhotos' >> inputs.MatchPhotos(self._pattern)
+    paths = pbegin | 'MatchPhotos' >> input_files.MatchPhotos(self._pattern)
     hashed = paths | 'HashPhotos' >> HashPhotos()
     unique = hashed.hashed | 'DropDuplicates' >> DropDuplicates()
     to_decode, reused = unique.unique, []
@@ -377,7 +377,7 @@ def splits_from_eval_percent(eval_percent: int, both: bool = False) -> List[Tupl
 
 def check_matches(pattern: str) -> int:
   """Fails early, and clearly, when the pattern matches no file at all."""
-  count = len(inputs.matched_files(pattern))
+  count = len(input_files.matched_files(pattern))
   if not count:
     raise ValueError(f'no files match {pattern!r}')
   return count
@@ -403,7 +403,7 @@ def run_job(pipeline: beam.Pipeline, pattern, embedding_weights: str,
   newest = check_matches(patterns[0])
   weights = embedding.resolve_weights(embedding_weights)
   with progress.show(pipeline, lambda: progress_job(
-      newest + sum(len(inputs.matched_files(older)) for older in patterns[1:]))):
+      newest + sum(len(input_files.matched_files(older)) for older in patterns[1:]))):
     _ = (pipeline
          | 'IngestPhotos' >> IngestPhotos(pattern, weights, split_dirs, splits, max_megapixels,
                                          crops_per_image, record_cache)
@@ -420,7 +420,7 @@ def ingest(data: str, out: str, embedding_weights: str = embedding.IMAGENET,
   if tf.io.gfile.exists(out) and tf.io.gfile.listdir(out):
     raise ValueError(f'--out {out} is not empty; choose a new folder so that no earlier '
                      'records mix with these')
-  pattern = inputs.file_pattern(data)
+  pattern = input_files.file_pattern(data)
   splits = splits_from_eval_percent(eval_percent)
   split_dirs = {name: records.split_dir(out, name) for name, _ in splits}
   logging.info('Ingesting %s into %s', pattern, out)

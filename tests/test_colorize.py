@@ -32,7 +32,7 @@ from model import colour_space
 from model import decoding
 from commands import cli
 from commands import colorize
-from components import inputs
+from components import input_files
 from conftest import ONE_COLOUR
 from sample_images import colourful_image, colourful_image16, encode, png16, tiff16
 
@@ -290,7 +290,7 @@ def test_a_job_keeps_the_version_it_started_with(one_colour_model, tmp_path):
   photos.mkdir()
   os.symlink(one_colour_model, serving_dir / '1')
   (photos / 'a.jpg').write_bytes(jpeg(colourful_image(1, 96, 80)))
-  job = colorize.ColorizePhotos(inputs.input_roots([str(photos)]), str(serving_dir),
+  job = colorize.ColorizePhotos(input_files.input_roots([str(photos)]), str(serving_dir),
                                 str(tmp_path / 'out'))
   (serving_dir / '2').mkdir()
   (serving_dir / '2' / 'saved_model.pb').write_bytes(b'not a SavedModel')

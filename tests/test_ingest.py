@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from components import ingest
-from components import inputs
+from components import input_files
 from components import progress
 from model import cropping
 from model import decoding
@@ -42,7 +42,7 @@ def ingested(mixed_folder, weights, tmp_path_factory):
   split_dirs = {name: os.path.join(out, f'Split-{name}') for name, _ in SPLITS}
   pipeline = beam.Pipeline()
   _ = (pipeline
-       | ingest.IngestPhotos(inputs.file_pattern(folder), weights, split_dirs, SPLITS)
+       | ingest.IngestPhotos(input_files.file_pattern(folder), weights, split_dirs, SPLITS)
        | ingest.WriteReport(os.path.join(out, records.REPORT_FILE), weights.fingerprint))
   result = pipeline.run()
   result.wait_until_finish()
@@ -217,7 +217,7 @@ def test_a_bucket_with_folder_objects_and_nested_prefixes(bucket):
   for seed, name in enumerate(names):
     with tf.io.gfile.GFile(f'{photos}/{name}', 'wb') as f:
       f.write(encode(colourful_image(seed), 'PNG'))
-  assert ingest.check_matches(inputs.file_pattern(photos)) == len(names)
+  assert ingest.check_matches(input_files.file_pattern(photos)) == len(names)
   out = f'{bucket}/records'
   report = ingest.ingest(photos, out, embedding_weights=embedding.RANDOM, eval_percent=50,
                          beam_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
