@@ -25,7 +25,8 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
                  'plain_loop_images_per_s', 'serve_256_s', 'bare_forward_s', 'serve_fullres_s',
                  'fullres_codecs_s', 'colorize_images_per_s', 'raw_from_l_images_per_s',
                  'evaluator_examples_per_s', 'raw_eval_examples_per_s',
-                 'serve_clients_images_per_s', 'raw_batched_forward_images_per_s'):
+                 'serve_clients_images_per_s', 'raw_batched_forward_images_per_s',
+                 'ingest_images_per_s_without_line', 'colorize_images_per_s_without_line'):
     assert results[figure]['median'] > 0 and len(results[figure]['runs']) == 1, figure
   assert results['fullres_png_s']['median'] > 0 and len(results['fullres_png_s']['runs']) == 1
   assert '`fullres_png_s`' in bench.table(results)
@@ -52,6 +53,7 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)
+  assert '`ingest_ratio_without_line`' in table and '`colorize_ratio_without_line`' in table
 
 
 @pytest.mark.fast

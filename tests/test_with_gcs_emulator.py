@@ -64,3 +64,28 @@ def test_tensorflow_writes_and_beam_renames_through_the_front(bucket):
              for line in sent)
   assert any(line.startswith('POST storage.googleapis.com /batch/storage/v1 ')
              and line.endswith(' 200') for line in sent)
+
+
+CUT_OFF_UPLOAD = """
+import http.client, json, urllib.request
+url = 'https://storage.googleapis.com/storage/v1/b/photos/o'
+connection = http.client.HTTPSConnection('storage.googleapis.com', 443)
+connection.putrequest('POST', '/upload/storage/v1/b/photos/o?uploadType=media&name=cut.jpg')
+connection.putheader('Transfer-Encoding', 'chunked')
+connection.endheaders()
+connection.send(b'100\\r\\n' + b'x' * 10)  # 256 bytes promised, 10 sent: then gone
+connection.close()
+with urllib.request.urlopen(url) as answer:
+  print(json.dumps([item['name'] for item in json.load(answer).get('items', [])]))
+"""
+
+
+def test_an_upload_cut_off_midway_stores_nothing_and_prints_no_traceback():
+  """A push killed mid-file (tests/test_pusher.py) leaves its connection half-sent: the
+  front drops it, as Cloud Storage drops an unfinished upload, and goes on serving."""
+  result = subprocess.run([SCRIPT, sys.executable, '-c', CUT_OFF_UPLOAD], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**os.environ, 'GCS_EMULATOR_BUCKETS': 'photos'})
+  assert result.returncode == 0, result.stderr
+  assert json.loads(result.stdout) == []
+  assert 'Traceback' not in result.stderr, result.stderr
