@@ -10,6 +10,8 @@ OUTPUTS ?= outputs
 
 venv: $(STAMP)
 
+# --no-compile: Python compiles what it imports, on first import; pip would compile every
+# file of every package, most never imported (about 50 of its 95 s on 2 cores).
 $(STAMP): setup.py constraints.txt
 	@if [ ! -x $(PY) ]; then \
 	  python=$$(scripts/find_python.sh) || exit 1; \
@@ -17,7 +19,7 @@ $(STAMP): setup.py constraints.txt
 	  "$$python" -m venv $(VENV) || exit 1; \
 	fi
 	$(PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
-	$(PY) -m pip install --quiet --constraint constraints.txt --editable ".[serve,test]"
+	$(PY) -m pip install --quiet --no-compile --constraint constraints.txt --editable ".[serve,test]"
 	@touch $(STAMP)
 
 # The demo's recipe (docs/demo.md, "The recipe"): 8 crops of each photo, 105 steps of 16 in
