@@ -162,8 +162,8 @@ TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_s
              train_batch=2, train_steps=2, latency_calls=2, fullres_side=(640, 480),
              fullres_calls=1, colorize_fullres_photos=1, rss_copies=2, rss_side_by_side=True,
              photo_limit=3, beam_args=IN_MEMORY, colorize_photos=2, colorize_short_photos=2,
-             eval_examples=2, eval_short_examples=2, eval_repeats=1, eval_batch=2, eval_rss_examples=2,
-             serve_clients=2, serve_photos_per_client=1, gcs_photos=1)
+             eval_examples=2, eval_short_examples=2, eval_repeats=1, eval_batch=2,
+             eval_rss_examples=2, serve_clients=2, serve_photos_per_client=1, gcs_photos=1)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
