@@ -748,15 +748,19 @@ def write_eval_split(records_dir: str, folder: str, count: int,
                      shard_examples: Optional[int] = None) -> str:
   """`folder` laid out as an Examples artifact whose eval split holds `count` records: the
   ingested ones (both splits) in turn, each serialized anew with its own `source` (`#<n>`
-  appended), so that no two are the same; in one shard, or in shards of
-  `shard_examples`. Returns `folder`."""
+  appended), so that no two are the same. In shards of `shard_examples`; else in as many
+  shards as ingestion wrote `records_dir`'s eval split in (one a worker of its runner),
+  which is what the Evaluator's workers share out: Beam cannot split a GZIP file, so
+  one shard would leave all but one worker idle. Returns `folder`."""
   pattern = os.path.join(records.split_dir(records_dir, '*'), '*' + records.RECORD_SUFFIX)
   ingested = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern)),
                                                          records.COMPRESSION)]
   split = records.split_dir(folder, 'eval')
   os.makedirs(split, exist_ok=True)
   options = tf.io.TFRecordOptions(compression_type=records.COMPRESSION)
-  per_shard = shard_examples or count
+  ingested_shards = len(glob.glob(os.path.join(records.split_dir(records_dir, 'eval'),
+                                               '*' + records.RECORD_SUFFIX)))
+  per_shard = shard_examples or -(-count // max(ingested_shards, 1))
   shards = -(-count // per_shard)
   for shard in range(shards):
     name = f'{records.RECORD_PREFIX}-{shard:05d}-of-{shards:05d}{records.RECORD_SUFFIX}'
