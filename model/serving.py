@@ -67,6 +67,7 @@ SIGNATURES = (SERVING_DEFAULT, PREPARE_IMAGE, FROM_L, FROM_EXAMPLES, EVALUATION_
               GRAY_STATISTICS)
 """The signatures `export` writes (each the `_Colorize` method of its name)."""
 TRANSFORM_FEATURES = 'transform_features'  # exports before the statistics: the labels
+EVALUATOR_MODEL_TYPE = 'tf_generic'  # tfma.TF_GENERIC: signatures, not a Keras model
 
 
 class _Colorize(tf.Module):
@@ -302,11 +303,17 @@ def evaluator_spec(signatures: Set[str]) -> Dict[str, object]:
   """What the Evaluator calls on a SavedModel with these signatures, as
   `tfma.ModelSpec` fields: the statistics signatures, or, on a model exported before
   them (a served model as the baseline, on the first run after an upgrade), the maps of
-  `from_examples` and `transform_features`, which `model.metrics` also scores."""
+  `from_examples` and `transform_features`, which `model.metrics` also scores.
+
+  The model type is named, as TFMA would otherwise find it out by loading the whole
+  model as a Keras model first (tensorflow_model_analysis/utils/model_util.py,
+  `get_model_type`): 256 MB read for nothing, for each model, on each run."""
   if EVALUATION_STATISTICS in signatures:
-    return dict(signature_name=EVALUATION_STATISTICS, prediction_key='statistics',
-                label_key='gray_statistics', preprocessing_function_names=[GRAY_STATISTICS])
-  return dict(signature_name=FROM_EXAMPLES, prediction_key='ab', label_key='lab',
+    return dict(model_type=EVALUATOR_MODEL_TYPE, signature_name=EVALUATION_STATISTICS,
+                prediction_key='statistics', label_key='gray_statistics',
+                preprocessing_function_names=[GRAY_STATISTICS])
+  return dict(model_type=EVALUATOR_MODEL_TYPE, signature_name=FROM_EXAMPLES,
+              prediction_key='ab', label_key='lab',
               preprocessing_function_names=[TRANSFORM_FEATURES])
 
 
