@@ -78,8 +78,8 @@ class _Colorize(tf.Module):
   Keras objects: saving Keras layers would trace every one of Inception-ResNet-v2's
   ~800 layers again and take minutes. Nor does it track the two networks' functions
   (they sit in a plain namespace): saving would trace each once more, outside the
-  signatures, to keep it as a function of its own, which nothing calls (a third of the
-  export's time), and loading would restore it.
+  signatures, to keep it as a function of its own, which nothing calls (a quarter of
+  the export's time), and loading would restore it.
   """
 
   def __init__(self, colorizer: tf.keras.Model, embedder: tf.keras.Model):
@@ -176,7 +176,7 @@ class _Colorize(tf.Module):
     def statistics_of(example):
       features = tf.io.parse_example(example, records.FEATURES)
       ab = self._networks.colorize(scaling.scale_l(records.decode_lab(features)['l']),
-                           features['embedding'])
+                                   features['embedding'])
       return metrics.statistics(records.quantized_lab(features), ab, False)
 
     return {'statistics': self._one_by_one(statistics_of, examples)}
