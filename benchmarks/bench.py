@@ -41,7 +41,10 @@ short and a long run and dividing the extra items by the extra time.
                           `gray_statistics`) with the same metrics adding up their
                           statistics in plain TensorFlow, on the same records  >= 1.0
   evaluator_rss_ratio     peak memory of the Evaluator on 10x the eval examples / 1x  <= 1.1
-  evaluator_kb_per_example  its growth between the two, KB per extra eval example  <= 16
+  evaluator_kb_per_example  its growth between 1x and 100x the eval examples, KB per extra
+                          example  <= 16 (a peak moves 5 to 20 MB from one run to the next:
+                          over 10x's 243 extra examples that alone is 20 to 80 KB, over
+                          100x's 2,673 it is 2 to 8; the 10x figure is reported beside it)
   ingest_ratio_without_line, colorize_ratio_without_line
                           the same jobs without their progress line, the three measures
                           taking turns (reported beside the two: within 2%, issue 31;
@@ -147,11 +150,13 @@ class Sizes:
   beam_args: Sequence[str] = configs.LOCAL_BEAM_ARGS  # the jobs', as users run them
   colorize_photos: int = 160        # 256x256 photos in the long colorize run
   colorize_short_photos: int = 32
-  eval_examples: int = 160          # eval examples in the long Evaluator run
+  eval_examples: int = 480          # eval examples in the long Evaluator run: at 160, the
+                                    # start-ups' noise moved turns by 10% either way
   eval_short_examples: int = 16
   eval_repeats: int = 3             # fewer: each repeat runs the Evaluator twice (minutes)
   eval_batch: int = 16              # the raw side's batch
   eval_rss_examples: int = 27       # the Evaluator's 1x; rss_copies times that is its 10x
+  eval_rss_long_copies: int = 100   # its longest run, for evaluator_kb_per_example (above)
   serve_clients: int = 8            # posting 256x256 JPEGs to `colorizer serve` at once
   serve_photos_per_client: int = 8
   gcs_photos: int = 8               # colorize from a bucket: this many photos, then twice as many
@@ -163,7 +168,8 @@ TINY = Sizes(repeats=1, embed_batch=2, embed_photos=4, ingest_copies=1, ingest_s
              fullres_calls=1, colorize_fullres_photos=1, rss_copies=2, rss_side_by_side=True,
              photo_limit=3, beam_args=IN_MEMORY, colorize_photos=2, colorize_short_photos=2,
              eval_examples=2, eval_short_examples=2, eval_repeats=1, eval_batch=2,
-             eval_rss_examples=2, serve_clients=2, serve_photos_per_client=1, gcs_photos=1)
+             eval_rss_examples=2, eval_rss_long_copies=3, serve_clients=2,
+             serve_photos_per_client=1, gcs_photos=1)
 
 
 def interleaved(repeats: int, *measures: Callable[[], float]) -> List[Dict]:
@@ -877,25 +883,32 @@ def bench_evaluator(workdir: str, records_dir: str, export_dir: str, sizes: Size
 def bench_evaluator_rss(workdir: str, records_dir: str, export_dir: str, sizes: Sizes) -> Dict:
   """Peak memory of the Evaluator in a process of its own (`python -m benchmarks.bench
   evaluator`; the in-memory DirectRunner, so that the one process measured holds the
-  work) on eval_rss_examples and rss_copies times as many, in shards of
-  eval_rss_examples. Beam reads a GZIP shard 16 MiB at a time and holds what that
-  decompresses to (apache_beam/io/filesystem.py, CompressedFile; about 40 MB here),
+  work) on eval_rss_examples, rss_copies and eval_rss_long_copies times as many, in
+  shards of eval_rss_examples. Beam reads a GZIP shard 16 MiB at a time and holds what
+  that decompresses to (apache_beam/io/filesystem.py, CompressedFile; about 40 MB here),
   which the 1x shard would fill only in part: in equal shards, the difference is what
-  more examples cost (docs/performance.md, "The Evaluator at scale")."""
+  more examples cost (docs/performance.md, "The Evaluator at scale"). The growth per
+  example is taken over the longest run, the only one long enough for the growth to
+  stand out of how far a peak moves from run to run."""
   commands = {}
-  for copies in (1, sizes.rss_copies):
+  for copies in sorted({1, sizes.rss_copies, sizes.eval_rss_long_copies}):
     folder = write_eval_split(records_dir, os.path.join(workdir, f'eval-rss-{copies}'),
                               copies * sizes.eval_rss_examples, sizes.eval_rss_examples)
     commands[copies] = [
         sys.executable, '-m', 'benchmarks.bench', 'evaluator', folder, export_dir,
         os.path.join(workdir, f'evaluator-rss-{copies}'), *IN_MEMORY]
   peaks = _peak_rss_mb(commands, sizes.rss_side_by_side)
-  extra_examples = (sizes.rss_copies - 1) * sizes.eval_rss_examples
+
+  def kb_per_example(copies: int) -> float:
+    return (peaks[copies] - peaks[1]) * 1024 / ((copies - 1) * sizes.eval_rss_examples)
+
   return {'evaluator_rss_ratio': peaks[sizes.rss_copies] / peaks[1],
-          'evaluator_kb_per_example': (peaks[sizes.rss_copies] - peaks[1]) * 1024 / extra_examples,
-          'evaluator_peak_rss_mb_1x': peaks[1],
-          f'evaluator_peak_rss_mb_{sizes.rss_copies}x': peaks[sizes.rss_copies],
-          'evaluator_rss_examples_1x': sizes.eval_rss_examples}
+          'evaluator_kb_per_example': kb_per_example(sizes.eval_rss_long_copies),
+          f'evaluator_kb_per_example_{sizes.rss_copies}x': kb_per_example(sizes.rss_copies),
+          **{f'evaluator_peak_rss_mb_{copies}x': peak for copies, peak in peaks.items()},
+          'evaluator_rss_examples_1x': sizes.eval_rss_examples,
+          'evaluator_rss_copies': sizes.rss_copies,
+          'evaluator_rss_long_copies': sizes.eval_rss_long_copies}
 
 
 def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
@@ -934,7 +947,8 @@ def run(out: str, sizes: Sizes = FULL, workdir: Optional[str] = None,
   results.update(bench_gcs_requests(workdir, export_dir, sizes))
   log('Evaluator (TFMA) vs raw batched calls of its signatures and the same metrics ...')
   results.update(bench_evaluator(workdir, results['records_dir'], export_dir, sizes))
-  log('peak memory of the Evaluator, 1x and 10x the eval examples ...')
+  log(f'peak memory of the Evaluator, 1x, {sizes.rss_copies}x and '
+      f'{sizes.eval_rss_long_copies}x the eval examples ...')
   results.update(bench_evaluator_rss(workdir, results['records_dir'], export_dir, sizes))
   results['seconds'] = time.time() - started
 
@@ -956,6 +970,10 @@ def table(results: Dict) -> str:
     rows.append(f'| `{job}_ratio_without_line` (the job without its progress line; '
                 f'`{job}_ratio` / it: {with_line / without:.3f}) | {without:.3f} | '
                 f'within 2% of `{job}_ratio` | |')
+  short, long = results['evaluator_rss_copies'], results['evaluator_rss_long_copies']
+  rows.append(f'| `evaluator_kb_per_example_{short}x` (`evaluator_kb_per_example` between 1x '
+              f'and {short}x, not {long}x: within how far a peak moves from run to run) | '
+              f'{results[f"evaluator_kb_per_example_{short}x"]:.1f} | reported | |')
   rows.append(f'| `fullres_codecs_ratio` (JPEG decoding and JPEG encoding alone) | '
               f'{results["fullres_codecs_ratio"]:.3f} | the floor of `fullres_ratio` | |')
   rows.append(f'| `fullres_png_s` (seconds, the {results["fullres_megapixels"]:g} MP photo as '

@@ -15,9 +15,12 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert json.load(open(out)) == json.loads(json.dumps(results))
   for key in set(bench.GOALS) - {'evaluator_kb_per_example'}:  # A growth: may be negative.
     assert results[key] > 0, key
-  extra = (bench.TINY.rss_copies - 1) * bench.TINY.eval_rss_examples
-  grown = results[f'evaluator_peak_rss_mb_{bench.TINY.rss_copies}x'] - results['evaluator_peak_rss_mb_1x']
-  assert results['evaluator_kb_per_example'] == pytest.approx(grown * 1024 / extra)
+  short, long = bench.TINY.rss_copies, bench.TINY.eval_rss_long_copies
+  for copies, key in ((long, 'evaluator_kb_per_example'),
+                      (short, f'evaluator_kb_per_example_{short}x')):
+    extra = (copies - 1) * bench.TINY.eval_rss_examples
+    grown = results[f'evaluator_peak_rss_mb_{copies}x'] - results['evaluator_peak_rss_mb_1x']
+    assert results[key] == pytest.approx(grown * 1024 / extra), key
   assert results['machine']['cores'] >= 1 and results['machine']['tfx'] == '1.16.0'
   assert 10_000 < results['record_bytes_per_image'] < 200_000
   assert results['ingest_photos'] == 3
@@ -53,6 +56,7 @@ def test_every_benchmark_runs_and_writes_its_figures(trained, tmp_path):
   assert '`train_step_s`' in bench.table(results)
   table = bench.table(results)
   assert all(f'`{key}`' in table for key in bench.GOALS)
+  assert f'`evaluator_kb_per_example_{bench.TINY.rss_copies}x`' in table
   assert '`ingest_ratio_without_line`' in table and '`colorize_ratio_without_line`' in table
 
 
