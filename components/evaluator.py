@@ -37,6 +37,7 @@ from tfx.utils import proto_utils
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants as tfma_constants
 
+from components import beam_workers
 from components import progress
 from components import pusher
 from model import internals
@@ -107,7 +108,8 @@ class Executor(evaluator_executor.Executor):
       baseline.uri = staged
       inputs[standard_component_specs.BASELINE_MODEL_KEY] = [baseline]
     try:
-      super().Do(inputs, output_dict, exec_properties)
+      with beam_workers.tensorflow_threads(self._beam_pipeline_args):
+        super().Do(inputs, output_dict, exec_properties)
     finally:
       if staged and fileio.exists(staged):
         fileio.rmtree(staged)
