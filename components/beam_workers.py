@@ -20,6 +20,7 @@ import os
 from typing import Iterator, Optional, Sequence
 
 from apache_beam.options import pipeline_options
+import tensorflow as tf
 
 THREADS = ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS')
 
@@ -45,6 +46,10 @@ def tensorflow_threads(beam_args: Sequence[str]) -> Iterator[None]:
   user's) is kept."""
   threads = threads_per_worker(beam_args)
   unset = [name for name in THREADS if name not in os.environ] if threads else []
+  if unset:
+    # This process's own pools first, at their size: made after the variables were set,
+    # they would take the workers' share for as long as the process lives.
+    tf.config.list_logical_devices('CPU')
   os.environ.update(dict.fromkeys(unset, str(threads)))
   try:
     yield

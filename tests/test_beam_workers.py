@@ -3,6 +3,8 @@
 environment."""
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import apache_beam as beam
 import pytest
@@ -63,3 +65,34 @@ def test_the_runners_worker_processes_see_their_share(tmp_path, monkeypatch):
   assert str(os.getpid()) not in {pid for pid, *_ in seen}
   share = str(max(1, CORES // 2))
   assert {tuple(threads) for _, *threads in seen} == {(share, share)}
+
+
+# A process whose TensorFlow makes its pools inside the context (None: never in one):
+# it reports its number of threads once its pools are made and used.
+_POOLS = '''
+import os, sys
+from components import beam_workers
+import tensorflow as tf
+
+def use():
+  x = tf.random.normal([256, 256])
+  tf.function(lambda x: tf.matmul(x, x) + tf.matmul(x + 1, x))(x).numpy()
+
+if sys.argv[1] == 'inside':
+  with beam_workers.tensorflow_threads(
+      ['--direct_running_mode=multi_processing', '--direct_num_workers=0']):
+    use()
+use()
+print(len(os.listdir('/proc/self/task')))
+'''
+
+
+@pytest.mark.skipif(CORES < 2, reason="one core: a worker's share is every core anyway")
+def test_this_process_keeps_its_own_pools_at_their_size():
+  # Inside, a worker's share is 1 thread: this process's pools, made there, must not take it.
+  env = {name: value for name, value in os.environ.items() if name not in beam_workers.THREADS}
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  threads = {where: subprocess.run([sys.executable, '-c', _POOLS, where], env=env, cwd=repo,
+                                   check=True, capture_output=True, text=True).stdout.split()[-1]
+             for where in ('inside', 'outside')}
+  assert threads['inside'] == threads['outside']
