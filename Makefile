@@ -12,7 +12,7 @@ venv: $(STAMP)
 
 # --no-compile, then compileall on every core: pip compiles one file at a time (about 50 of
 # its 95 s on 2 cores), compileall -j 0 in 35 s. Compiled they must be: where
-# PYTHONDONTWRITEBYTECODE is set (as on CI), Python never writes what it compiles, and every
+# PYTHONDONTWRITEBYTECODE is set (as here), Python never writes what it compiles, and every
 # process importing TensorFlow, TFX and Beam would compile them anew (15.6 s, against 6.2).
 $(STAMP): setup.py constraints.txt
 	@if [ ! -x $(PY) ]; then \
