@@ -67,8 +67,8 @@ def test_the_runners_worker_processes_see_their_share(tmp_path, monkeypatch):
   assert {tuple(threads) for _, *threads in seen} == {(share, share)}
 
 
-# A process whose TensorFlow makes its pools inside the context (None: never in one):
-# it reports its number of threads once its pools are made and used.
+# A process whose TensorFlow makes its pools inside the context (argv 'inside') or outside
+# it: it reports its number of threads once its pools are made and used.
 _POOLS = '''
 import os, sys
 from components import beam_workers
@@ -91,8 +91,7 @@ print(len(os.listdir('/proc/self/task')))
 def test_this_process_keeps_its_own_pools_at_their_size():
   # Inside, a worker's share is 1 thread: this process's pools, made there, must not take it.
   env = {name: value for name, value in os.environ.items() if name not in beam_workers.THREADS}
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  threads = {where: subprocess.run([sys.executable, '-c', _POOLS, where], env=env, cwd=repo,
-                                   check=True, capture_output=True, text=True).stdout.split()[-1]
+  threads = {where: subprocess.run([sys.executable, '-c', _POOLS, where], env=env, check=True,
+                                   capture_output=True, text=True).stdout.split()[-1]
              for where in ('inside', 'outside')}
   assert threads['inside'] == threads['outside']
