@@ -21,9 +21,9 @@ import os
 from typing import Any, Dict, List, Optional
 
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
@@ -151,7 +151,7 @@ def eval_examples(examples_uri: str) -> Optional[int]:
     return json.load(f).get('examples', {}).get('eval')
 
 
-class ServedModelEvaluator(tfx.types.BaseBeamComponent):
+class ServedModelEvaluator(base_beam_component.BaseBeamComponent):
   """`tfx.components.Evaluator`'s spec and executor, with the newest model in
   `serving_dir` as the baseline (else `base_model`, the model a fine-tuning run starts
   from)."""

@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
-from tfx import v1 as tfx
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
@@ -132,7 +132,7 @@ class Executor(pusher_executor.Executor):
                      pushed_version=os.path.basename(pushed))
 
 
-class AtomicPusher(tfx.components.Pusher):
+class AtomicPusher(pusher_component.Pusher):
   """`tfx.components.Pusher` with an atomic push and a retention of `keep_versions`."""
 
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
@@ -141,6 +141,6 @@ class AtomicPusher(tfx.components.Pusher):
                serving_dir: str, keep_versions: int = 3):
     super().__init__(
         model=model, model_blessing=model_blessing,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)),
         custom_config={KEEP_VERSIONS: keep_versions})

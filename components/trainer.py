@@ -10,7 +10,7 @@ version's path), where the report and MLMD's lineage find it.
 from typing import Any, Dict, List
 
 from tfx import types
-from tfx import v1 as tfx
+from tfx.components.trainer import component as trainer_component
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
@@ -34,7 +34,7 @@ class Executor(trainer_executor.GenericExecutor):
       model.set_string_custom_property(WARM_STARTED_FROM_KEY, base)
 
 
-class WarmStartTrainer(tfx.components.Trainer):
+class WarmStartTrainer(trainer_component.Trainer):
   """`tfx.components.Trainer` that records `warm_started_from` on its Model."""
 
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

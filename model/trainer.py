@@ -16,7 +16,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 import tqdm
-from tfx import v1 as tfx
+# Not tfx.v1: a pipeline step imports this module (components/__init__.py says why).
+from tfx.components.trainer import fn_args_utils
 
 from model import embedding
 from model import hyperparameters as hp
@@ -135,7 +136,7 @@ def precision(policy: str) -> Iterator[None]:
     tf.keras.mixed_precision.set_global_policy(before)
 
 
-def _backup_dir(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str]) -> str:
+def _backup_dir(fn_args: fn_args_utils.FnArgs, config: dict, base: Optional[str]) -> str:
   """A folder that outlives this Trainer execution, keyed by what it trains on and from,
   so a re-run after a kill resumes from the last epoch instead of starting over."""
   key = json.dumps([sorted(fn_args.train_files), fn_args.train_steps, config, base],
@@ -258,7 +259,7 @@ def recipe(config: dict, train_steps: int, warm: bool) -> Tuple[float, int, Opti
           config[hp.WARM_WARMUP])
 
 
-def train(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str] = None,
+def train(fn_args: fn_args_utils.FnArgs, config: dict, base: Optional[str] = None,
           start_weights: Optional[List] = None) -> tf.keras.Model:
   """Trains the colorizer on fn_args' records with `config` (`hyperparameters.parse`'s),
   from `start_weights` (those of the exported model `base`) or the seeded initial
@@ -306,7 +307,7 @@ def train(fn_args: tfx.components.FnArgs, config: dict, base: Optional[str] = No
     return colorizer
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the colorizer and exports it (with its embedding network) for serving."""
   config = hp.parse(fn_args.custom_config)
   weights = embedding.resolve_weights(config[hp.EMBEDDING_WEIGHTS])
