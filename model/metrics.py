@@ -99,8 +99,9 @@ def _within(ab_true, ab_pred):
 
 # Each metric's statistics as one XLA-compiled graph: TFMA calls update_state eagerly, op
 # by op otherwise (docs/performance.md, "The Evaluator at scale"). One trace per label
-# type and `gray`; XLA compiles once per batch shape.
-_graph = tf.function(reduce_retracing=True, jit_compile=True)
+# type and `gray`; XLA compiles once per batch shape. Unconverted by AutoGraph, as
+# serving's graphs (model/serving.py).
+_graph = tf.function(reduce_retracing=True, jit_compile=True, autograph=False)
 
 
 @_graph

@@ -32,6 +32,7 @@ its signatures.
 The fingerprint of the embedding weights is written to
 `assets.extra/embedding_weights`.
 """
+import functools
 import hashlib
 import os
 import types
@@ -68,6 +69,10 @@ SIGNATURES = (SERVING_DEFAULT, PREPARE_IMAGE, FROM_L, FROM_EXAMPLES, EVALUATION_
 """The signatures `export` writes (each the `_Colorize` method of its name)."""
 TRANSFORM_FEATURES = 'transform_features'  # exports before the statistics: the labels
 EVALUATOR_MODEL_TYPE = 'tf_generic'  # tfma.TF_GENERIC: signatures, not a Keras model
+# The graphs below use TensorFlow's own control flow (tf.while_loop, tf.map_fn, tf.cond):
+# AutoGraph has nothing to rewrite, and tracing them unconverted takes ~3 s off each
+# export (docs/performance.md, "Start-up of a pipeline step").
+_graph_function = functools.partial(tf.function, autograph=False)
 
 
 class _Colorize(tf.Module):
@@ -87,11 +92,11 @@ class _Colorize(tf.Module):
     size = scaling.IMAGE_SIZE
     self._network_variables = list(colorizer.variables) + list(embedder.variables)
     self._networks = types.SimpleNamespace(
-        embed=tf.function(
+        embed=_graph_function(
             lambda images: embedder(images, training=False),
             input_signature=[tf.TensorSpec([None, scaling.EMBEDDING_INPUT_SIZE,
                                             scaling.EMBEDDING_INPUT_SIZE, 3], tf.float32)]),
-        colorize=tf.function(
+        colorize=_graph_function(
             lambda l, vectors: colorizer(
                 {network.L_INPUT: l, network.EMBEDDING_INPUT: vectors}, training=False),
             input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32),
@@ -115,7 +120,7 @@ class _Colorize(tf.Module):
     colourized = full_resolution.colourized(pixels, l_small, ab_scaled)  # [H, W, 3]
     return full_resolution.encoded_like(image_bytes, colourized)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def serving_default(self, image_bytes):
     """Decoding and the answer run photo by photo, the networks once on the whole batch,
     so that batching requests (TF Serving's `--enable_batching`, `colorizer serve`'s
@@ -143,20 +148,20 @@ class _Colorize(tf.Module):
                                (0, tf.TensorArray(tf.string, count, element_shape=[])))
     return {OUTPUT_KEY: answers.stack()}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
   def prepare_image(self, image_bytes):
     l_small = tf.map_fn(lambda data: self._prepare(data)[1], image_bytes,
                         fn_output_signature=tf.TensorSpec([scaling.IMAGE_SIZE] * 2 + [1]))
     return {'l': l_small,
             'embedding': self._networks.embed(scaling.embedding_input(l_small))}
 
-  @tf.function(input_signature=[
+  @_graph_function(input_signature=[
       tf.TensorSpec([None, scaling.IMAGE_SIZE, scaling.IMAGE_SIZE, 1], tf.float32,
                     name='l')])
   def from_l(self, l):
     return {'ab': self._predict_ab(l)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def from_examples(self, examples):
     features = records.parse(examples)
     return {'ab': self._networks.colorize(scaling.scale_l(features['l']), features['embedding'])}
@@ -171,7 +176,7 @@ class _Colorize(tf.Module):
                      fn_output_signature=tf.TensorSpec([metrics.STATISTICS], tf.float32),
                      parallel_iterations=1)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def evaluation_statistics(self, examples):
     def statistics_of(example):
       features = tf.io.parse_example(example, records.FEATURES)
@@ -181,7 +186,7 @@ class _Colorize(tf.Module):
 
     return {'statistics': self._one_by_one(statistics_of, examples)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @_graph_function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def gray_statistics(self, examples):
     stored = {name: records.FEATURES[name] for name in ('l', 'ab')}
     return {'gray_statistics': self._one_by_one(
