@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import COLORIZER
 from sample_images import SAMPLES
 
@@ -14,6 +16,7 @@ def colorizer(*args):
                         check=False)
 
 
+@pytest.mark.long
 def test_ingest_a_folder_of_real_photos_and_broken_files(mixed_folder, tmp_path):
   folder, expected = mixed_folder
   photos = tmp_path / 'photos'

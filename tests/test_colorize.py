@@ -136,6 +136,7 @@ def run_on_a_terminal(*args):
   return process.returncode, stdout, b''.join(shown).decode(errors='replace').replace('\r\n', '\n')
 
 
+@pytest.mark.long
 def test_an_archive_tree_keeps_size_luminance_exif_and_icc(one_colour_model, tmp_path):
   """The default options: the DirectRunner in multi-processing mode, on a terminal,
   where the progress line counts what the worker processes have done as they go."""
@@ -233,6 +234,7 @@ def photos_under(folder: str) -> dict:
           if path.endswith('.jpg')}
 
 
+@pytest.mark.long
 def test_a_killed_run_resumes_where_it_stopped(one_colour_model, bucket):
   """From a bucket to a bucket, as on Dataflow: the inputs under folder objects
   (tf.io.gfile.makedirs leaves them, as the Cloud console does), each output written

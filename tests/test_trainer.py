@@ -242,6 +242,7 @@ def ab_mse(colorizer, serialized):
   return float(tf.reduce_mean(tf.square(colorizer(inputs, training=False) - ab)))
 
 
+@pytest.mark.long
 def test_warm_starts_over_spans_keep_improving_where_training_afresh_does_not(tmp_path):
   """Each run trains SPAN_STEPS steps on the window of spans so far, and a candidate is
   served when its ab-MSE on the window's eval split is no worse than the served
