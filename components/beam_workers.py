@@ -22,6 +22,8 @@ from typing import Iterator, Optional, Sequence
 from apache_beam.options import pipeline_options
 import tensorflow as tf
 
+from model import internals
+
 THREADS = ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS')
 
 
@@ -29,10 +31,9 @@ def threads_per_worker(beam_args: Sequence[str]) -> Optional[int]:
   """Each worker's share of the cores when `beam_args` run the multi-processing
   DirectRunner (its number of workers as fn_runner.py counts it: 0 is one a core);
   else None."""
-  options = pipeline_options.PipelineOptions(list(beam_args))
-  runner = options.view_as(pipeline_options.StandardOptions).runner
-  direct = options.view_as(pipeline_options.DirectOptions)
-  if ((runner or 'direct').lower() not in ('direct', 'directrunner')  # runners.py's names
+  direct = pipeline_options.PipelineOptions(list(beam_args)).view_as(
+      pipeline_options.DirectOptions)
+  if (not internals.is_direct_runner(beam_args)
       or direct.direct_running_mode != 'multi_processing'):
     return None
   cores = multiprocessing.cpu_count()

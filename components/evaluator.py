@@ -44,6 +44,8 @@ from model import internals
 from model import records
 from model import serving
 
+internals.leave_tfx_unpackaged_for_the_direct_runner()  # Before the executor starts.
+
 SERVING_DIR_KEY = 'serving_dir'
 BASE_MODEL_KEY = 'base_model'
 EVALUATED = 'evaluate_num_instances'  # TFMA's counter of the examples it has evaluated

@@ -47,6 +47,8 @@ from model import internals
 from model import records
 from model import serving
 
+internals.leave_tfx_unpackaged_for_the_direct_runner()  # Before the executor starts.
+
 EMBEDDING_WEIGHTS_KEY = 'embedding_weights'
 MAX_MEGAPIXELS_KEY = 'max_megapixels'
 CROPS_PER_IMAGE_KEY = 'crops_per_image'

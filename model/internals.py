@@ -91,6 +91,40 @@ def init_with_spec(component, spec) -> None:
   base_beam_component.BaseBeamComponent.__init__(component, spec=spec)
 
 
+def leave_tfx_unpackaged_for_the_direct_runner() -> None:
+  """Has TFX's Beam executors leave TFX unpackaged for the DirectRunner.
+
+  Given no dependency flag, each makes an sdist of the installed TFX for the workers
+  (tfx/utils/dependency_utils.py `make_beam_dependency_flags`, from
+  `BaseBeamExecutor.__init__`): a copy of its 48 MB in a new temporary folder, never
+  deleted, and 1-2 s, on every run of a Beam component. The DirectRunner's workers are
+  this machine's processes, in this environment, and install nothing; so for it the
+  flags are left as they are. Other runners (Dataflow: the image's `sdk_container_image`
+  already stops it) still get the package. Replaces the function once."""
+  require('TFX', "the Beam executors' packaging of TFX")
+  from tfx.utils import dependency_utils  # pylint: disable=import-outside-toplevel
+  make_flags = dependency_utils.make_beam_dependency_flags
+  if getattr(make_flags, 'leaves_the_direct_runner_alone', False):
+    return
+
+  def make_beam_dependency_flags(beam_pipeline_args: List[str]) -> List[str]:
+    if is_direct_runner(beam_pipeline_args):
+      return beam_pipeline_args
+    return make_flags(beam_pipeline_args)
+
+  make_beam_dependency_flags.leaves_the_direct_runner_alone = True
+  dependency_utils.make_beam_dependency_flags = make_beam_dependency_flags
+
+
+def is_direct_runner(beam_args: List[str]) -> bool:
+  """Whether `beam_args` run Beam's DirectRunner: the default, or named `direct` or
+  `DirectRunner` in any case (apache_beam/runners/runner.py `create_runner`)."""
+  from apache_beam.options import pipeline_options  # pylint: disable=import-outside-toplevel
+  runner = pipeline_options.PipelineOptions(list(beam_args)).view_as(
+      pipeline_options.StandardOptions).runner
+  return (runner or 'direct').lower() in ('direct', 'directrunner')
+
+
 def unkeyed_future(channel):
   """`channel.future()` without its preset key, so that the compiler names the
   placeholder by the conditioned task's own input (`examples`), not by the producer's

@@ -67,3 +67,30 @@ def test_autograph_leaves_tf_keras_alone_once_the_networks_are_imported():
   assert tf_keras_rules() == 1
   internals.leave_tf_keras_alone()
   assert tf_keras_rules() == 1
+
+
+def test_tfx_is_packaged_for_a_runner_elsewhere_but_not_for_the_direct_runner(
+    tmp_path, monkeypatch):
+  """TFX's Beam executors package TFX (48 MB copied into a temporary folder, and left
+  there) for the workers, except for the DirectRunner, whose workers are this machine's:
+  importing our Beam executors' modules sets that rule (once)."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=import-outside-toplevel
+  from tfx.utils import dependency_utils  # pylint: disable=import-outside-toplevel
+  from components import evaluator, example_gen  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+  rule = dependency_utils.make_beam_dependency_flags
+  internals.leave_tfx_unpackaged_for_the_direct_runner()
+  assert dependency_utils.make_beam_dependency_flags is rule
+  for args in ([], ['--direct_running_mode=multi_processing'], ['--runner=DirectRunner'],
+               ['--runner=direct']):
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args)
+    for executor in (example_gen.Executor(context), evaluator.Executor(context)):
+      assert not any('extra_package' in arg for arg in executor._beam_pipeline_args), args  # pylint: disable=protected-access
+  assert not os.listdir(tmp_path)
+  dataflow = ['--runner=DataflowRunner', '--project=p']
+  [package] = [arg.split('=', 1)[1] for arg in dependency_utils.make_beam_dependency_flags(
+      dataflow) if arg.startswith('--extra_package=')]
+  assert package.startswith(str(tmp_path)) and os.path.isfile(package)
+  assert dependency_utils.make_beam_dependency_flags(
+      [*dataflow, '--sdk_container_image=image']) == [*dataflow, '--sdk_container_image=image']
