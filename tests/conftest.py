@@ -43,7 +43,7 @@ def pytest_itemcollected(item):
 def pytest_collection_modifyitems(items):
   # pytest-xdist hands out the shared runs first (the group of most tests first), then
   # the other tests in this order: the long ones first, so that none is left running on
-  # one core while the other idles at the end (the continual-learning test was, 3:45).
+  # one core while the other idles at the end (the continual-learning test was, 3:40).
   items.sort(key=lambda item: item.get_closest_marker('long') is None)
 
 
