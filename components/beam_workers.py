@@ -20,11 +20,17 @@ import os
 from typing import Iterator, Optional, Sequence
 
 from apache_beam.options import pipeline_options
-import tensorflow as tf
 
 from model import internals
 
 THREADS = ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS')
+
+
+def share(processes: int) -> int:
+  """Each of `processes` TensorFlow processes' share of this machine's cores (at least 1).
+  This module loads no TensorFlow, so that a process may set its own share first
+  (tests/conftest.py)."""
+  return max(1, multiprocessing.cpu_count() // processes)
 
 
 def threads_per_worker(beam_args: Sequence[str]) -> Optional[int]:
@@ -36,8 +42,7 @@ def threads_per_worker(beam_args: Sequence[str]) -> Optional[int]:
   if (not internals.is_direct_runner(beam_args)
       or direct.direct_running_mode != 'multi_processing'):
     return None
-  cores = multiprocessing.cpu_count()
-  return max(1, cores // (direct.direct_num_workers or cores))
+  return share(direct.direct_num_workers or multiprocessing.cpu_count())
 
 
 @contextlib.contextmanager
@@ -48,6 +53,7 @@ def tensorflow_threads(beam_args: Sequence[str]) -> Iterator[None]:
   threads = threads_per_worker(beam_args)
   unset = [name for name in THREADS if name not in os.environ] if threads else []
   if unset:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     # This process's own pools first, at their size: made after the variables were set,
     # they would take the workers' share for as long as the process lives.
     tf.config.list_logical_devices('CPU')

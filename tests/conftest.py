@@ -10,21 +10,23 @@ import sys
 import time
 import uuid
 
+import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import pytest
+
+from components import beam_workers
+from model import hyperparameters as hp
+from sample_images import encode, mixed_folder_files, yellow_blue_image
+
 # make test's pytest-xdist workers share the machine's cores: each worker's TensorFlow
 # (and what it starts, which inherits the variables) sizes its two pools to its share, as
 # components/beam_workers.py does for Beam's workers, rather than every worker's to every
 # core (a pair of pipeline runs side by side took 12% less CPU time: docs/development.md).
-# Before TensorFlow loads, which reads them once; a value of the caller's is kept.
+# Before TensorFlow loads (nothing above loads it), which reads them once; a value of the
+# caller's is kept.
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
 if _WORKERS > 1:
-  for _pool in ('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS'):  # beam_workers.THREADS
-    os.environ.setdefault(_pool, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
-
-import model  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import pytest
-
-from model import hyperparameters as hp
-from sample_images import encode, mixed_folder_files, yellow_blue_image
+  for _pool in beam_workers.THREADS:
+    os.environ.setdefault(_pool, str(beam_workers.share(_WORKERS)))
 
 # make test runs the tests in two pytest-xdist workers (--dist loadgroup). The tests that
 # share one of these runs go to one worker, so that the run is made once; they are listed
